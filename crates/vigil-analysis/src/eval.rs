@@ -1,0 +1,1 @@
+//! eval stage (in progress).

@@ -1,0 +1,1 @@
+//! threats stage (in progress).
