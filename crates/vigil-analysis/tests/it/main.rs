@@ -1,0 +1,6 @@
+//! Integration tests of the analysis pipeline, one module per area.
+
+mod eval;
+mod normalize;
+mod pipeline;
+mod report;
