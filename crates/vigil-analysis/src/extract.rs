@@ -1,20 +1,701 @@
-//! Extraction (in progress).
-use vigil_catalog::Lexicon;
-use vigil_core::Artifact;
+//! Extraction: reads an artifact's sentences for what a reviewer looks for. Components and
+//! actors named as the artifact names them, the data each handles, the controls stated or ruled
+//! out, risk signals, and the interactions between components. Matching runs Aho-Corasick
+//! automata built once from the catalogue lexicons.
 
-/// Compiled matchers.
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Range;
+
+use vigil_catalog::Lexicon;
+use vigil_core::{Artifact, Evidence, Section};
+
+use crate::text::{self, Token};
+
+/// Longest qualifier run kept in front of a head noun.
+const MAX_MODIFIERS: usize = 3;
+/// Tokens before a control term searched for a negation cue.
+const NEGATION_WINDOW: usize = 4;
+
+/// One family of lexicon terms compiled into an automaton; each pattern maps to an entry id.
 #[derive(Debug, Clone)]
-pub struct Matcher;
-impl Matcher {
-    /// Builds the matcher.
-    pub fn new(_lexicon: &Lexicon) -> Matcher {
-        Matcher
+struct TermSet {
+    automaton: AhoCorasick,
+    /// Per pattern: index of the lexicon entry it belongs to, and whether it is a head noun.
+    entries: Vec<(usize, bool)>,
+}
+
+impl TermSet {
+    fn new(terms: Vec<(String, usize, bool)>) -> TermSet {
+        let patterns: Vec<&str> = terms.iter().map(|(t, _, _)| t.as_str()).collect();
+        let automaton = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .expect("lexicon terms form a valid automaton");
+        let entries = terms.iter().map(|(_, e, h)| (*e, *h)).collect();
+        TermSet { automaton, entries }
+    }
+
+    /// Matches on word boundaries inside `text[range]`: (byte range, entry, is_head).
+    fn find(&self, text: &str, range: Range<usize>) -> Vec<(Range<usize>, usize, bool)> {
+        let slice = &text[range.clone()];
+        self.automaton
+            .find_iter(slice)
+            .map(|m| (range.start + m.start()..range.start + m.end(), m.pattern().as_usize()))
+            .filter(|(r, _)| text::on_word_boundaries(text, r))
+            .map(|(r, p)| (r, self.entries[p].0, self.entries[p].1))
+            .collect()
     }
 }
-/// Facts.
+
+/// The lexicons compiled for matching; built once per engine.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    components: TermSet,
+    data: TermSet,
+    controls: TermSet,
+    negations: TermSet,
+    signals: TermSet,
+    interactions: TermSet,
+    stopwords: HashSet<String>,
+    weak_heads: HashSet<String>,
+    weak_modifiers: HashSet<String>,
+    pronouns: HashSet<String>,
+    attribute_nouns: HashSet<String>,
+    verbs: HashSet<String>,
+}
+
+impl Matcher {
+    /// Compiles the lexicons.
+    pub fn new(lexicon: &Lexicon) -> Matcher {
+        let mut component_terms = Vec::new();
+        for (i, c) in lexicon.components.iter().enumerate() {
+            for head in &c.heads {
+                component_terms.push((head.clone(), i, true));
+                component_terms.push((text::plural(head), i, true));
+            }
+            for name in &c.names {
+                component_terms.push((name.clone(), i, false));
+            }
+        }
+        let words = |list: &[String]| list.iter().map(|w| w.to_lowercase()).collect::<HashSet<_>>();
+        let mut verbs: HashSet<String> = lexicon.language.verb_forms().into_iter().collect();
+        for interaction in &lexicon.interactions {
+            for verb in &interaction.verbs {
+                verbs.extend(verb.split_whitespace().next().map(str::to_owned));
+            }
+        }
+        Matcher {
+            components: TermSet::new(component_terms),
+            data: TermSet::new(flatten(lexicon.data_classes.iter().map(|d| &d.terms))),
+            controls: TermSet::new(flatten(lexicon.controls.iter().map(|c| &c.terms))),
+            negations: TermSet::new(flatten(std::iter::once(&lexicon.negations))),
+            signals: TermSet::new(flatten(lexicon.signals.iter().map(|s| &s.terms))),
+            interactions: TermSet::new(flatten(lexicon.interactions.iter().map(|i| &i.verbs))),
+            stopwords: words(&lexicon.language.stopwords),
+            weak_heads: words(&lexicon.language.weak_heads),
+            weak_modifiers: words(&lexicon.language.weak_modifiers),
+            pronouns: words(&lexicon.language.pronouns),
+            attribute_nouns: words(&lexicon.language.attribute_nouns),
+            verbs,
+        }
+    }
+}
+
+fn flatten<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<(String, usize, bool)> {
+    lists
+        .enumerate()
+        .flat_map(|(i, terms)| terms.iter().map(move |t| (t.to_lowercase(), i, false)))
+        .collect()
+}
+
+/// A fact (data class, control, signal) with the sentence that states it.
+pub type FactMap = BTreeMap<String, Evidence>;
+
+/// A component or actor the artifact names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// Display name, as the artifact writes it.
+    pub name: String,
+    /// Normalized name words.
+    pub key: Vec<String>,
+    /// Index of the component type in the lexicon.
+    pub component: usize,
+    /// Technologies named with it.
+    pub technologies: BTreeSet<String>,
+    /// Where it is named.
+    pub mentions: Vec<Evidence>,
+    /// Whether its name is specific (a qualifier, a technology, or a head that is not vague).
+    pub specific: bool,
+    /// Whether it is introduced as a topic (a heading, a lead-in, a table's first cell).
+    pub defined: bool,
+    /// Data classes it holds or handles.
+    pub data: FactMap,
+    /// Controls stated for it.
+    pub controls: FactMap,
+    /// Controls ruled out for it.
+    pub absent_controls: FactMap,
+    /// Risk signals stated for it.
+    pub signals: FactMap,
+    /// Surface forms and how often each was used.
+    forms: BTreeMap<String, usize>,
+}
+
+/// An interaction between two entities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlowFact {
+    /// Source entity index.
+    pub from: usize,
+    /// Target entity index.
+    pub to: usize,
+    /// Interaction id.
+    pub interaction: String,
+    /// Data carried.
+    pub data: FactMap,
+    /// Controls stated in the same sentence.
+    pub controls: FactMap,
+    /// Controls ruled out in the same sentence.
+    pub absent_controls: FactMap,
+    /// Signals stated in the same sentence.
+    pub signals: FactMap,
+    /// The sentences that establish the flow.
+    pub evidence: Vec<Evidence>,
+}
+
+/// Everything extracted from one artifact.
 #[derive(Debug, Clone, Default)]
-pub struct Facts;
-/// Extracts.
-pub fn extract(_a: &Artifact, _l: &Lexicon, _m: &Matcher) -> Facts {
-    Facts
+pub struct Facts {
+    /// Named components and actors.
+    pub entities: Vec<Entity>,
+    /// Interactions between them.
+    pub flows: Vec<FlowFact>,
+    /// Controls stated with no component in reach (apply to the whole design).
+    pub global_controls: FactMap,
+    /// Controls ruled out with no component in reach.
+    pub global_absent_controls: FactMap,
+    /// Signals stated with no component in reach.
+    pub global_signals: FactMap,
+}
+
+/// A component named in one sentence.
+#[derive(Debug, Clone)]
+struct Mention {
+    range: Range<usize>,
+    entity: usize,
+}
+
+/// Reads one artifact.
+pub fn extract(artifact: &Artifact, lexicon: &Lexicon, matcher: &Matcher) -> Facts {
+    let mut reader = Reader { lexicon, m: matcher, facts: Facts::default(), index: HashMap::new() };
+    for section in &artifact.sections {
+        reader.section(section);
+    }
+    reader.merge_subsets();
+    reader.facts
+}
+
+struct Reader<'a> {
+    lexicon: &'a Lexicon,
+    m: &'a Matcher,
+    facts: Facts,
+    index: HashMap<Vec<String>, usize>,
+}
+
+impl Reader<'_> {
+    fn section(&mut self, section: &Section) {
+        let path = section.heading_path.join(" > ");
+        let mut focus: Option<usize> = None;
+        let mut line_start = usize::MAX;
+        for sentence in text::sentences(&section.text) {
+            let evidence = self.evidence(section, &path, sentence.clone());
+            let tokens = text::tokens(&section.text, sentence.clone());
+            let Some(first) = tokens.first() else { continue };
+            let starts_line = section.text[..sentence.start].ends_with('\n') || sentence.start == 0;
+            if starts_line {
+                line_start = sentence.start;
+            }
+            let mentions = self.mentions(section, &tokens, sentence.clone(), &evidence, focus);
+            if let Some(m) = mentions.first() {
+                // A sentence that is only a name ("Browser.", a table's first cell) introduces it.
+                let rest = &section.text[m.range.end..sentence.end];
+                if starts_line && m.range.start == first.range.start && rest.trim_matches(['.', ':', ' ']).is_empty() {
+                    self.facts.entities[m.entity].defined = true;
+                }
+            }
+            let pronoun_subject = self.m.pronouns.contains(&first.lower);
+            let mut targets: Vec<usize> = mentions.iter().map(|m| m.entity).collect();
+            if pronoun_subject || targets.is_empty() {
+                targets.extend(focus);
+            }
+            targets.sort_unstable();
+            targets.dedup();
+            self.facts_of_sentence(section, sentence.clone(), &tokens, &evidence, &targets);
+            let subject = pronoun_subject.then_some(focus).flatten();
+            self.flows_of_sentence(section, sentence.clone(), &tokens, &mentions, &evidence, subject);
+            if let Some(m) = mentions.first() {
+                // The subject of a sentence stays in focus for the pronouns that follow it.
+                if !pronoun_subject || focus.is_none() {
+                    focus = Some(m.entity);
+                }
+            } else if line_start == sentence.start && !pronoun_subject {
+                focus = None;
+            }
+        }
+    }
+
+    fn evidence(&self, section: &Section, path: &str, range: Range<usize>) -> Evidence {
+        let orig = section.original_range(range.clone());
+        Evidence { text: section.text[range].to_owned(), start: orig.start, end: orig.end, section: path.to_owned() }
+    }
+
+    /// Finds the components named in a sentence and registers them.
+    fn mentions(
+        &mut self,
+        section: &Section,
+        tokens: &[Token],
+        sentence: Range<usize>,
+        evidence: &Evidence,
+        focus: Option<usize>,
+    ) -> Vec<Mention> {
+        let text = &section.text;
+        let matches = self.m.components.find(text, sentence);
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < matches.len() {
+            // Adjacent matches form one compound: "web app config", "PostgreSQL instance".
+            let mut j = i;
+            while j + 1 < matches.len() && only_space(&text[matches[j].0.end..matches[j + 1].0.start]) {
+                j += 1;
+            }
+            let compound = &matches[i..=j];
+            i = j + 1;
+            let range = compound[0].0.start..compound[compound.len() - 1].0.end;
+            if self.followed_by_attribute(tokens, &range) {
+                continue;
+            }
+            let component = self.compound_type(compound);
+            let technologies: BTreeSet<String> = compound
+                .iter()
+                .filter(|(_, _, head)| !head)
+                .map(|(r, _, _)| text[r.clone()].to_lowercase())
+                .collect();
+            let modifiers = self.modifiers(text, tokens, range.start);
+            let name_range = modifiers.unwrap_or(range.start)..range.end;
+            let head_words: Vec<String> =
+                text[range.clone()].split_whitespace().map(str::to_lowercase).collect();
+            let generic = modifiers.is_none() && technologies.is_empty() && compound.len() == 1;
+            let vague = generic && self.m.weak_heads.contains(&head_words.join(" "))
+                || generic && head_words.iter().all(|w| self.m.weak_heads.contains(&text::singular(w)));
+            let name = clean_name(&text[name_range.clone()]);
+            let key = self.key(&name);
+            if key.is_empty() {
+                continue;
+            }
+            let entity = if generic {
+                self.resolve(&key, component, focus)
+            } else {
+                None
+            };
+            let entity = entity.unwrap_or_else(|| self.register(key.clone(), name.clone(), component, !vague));
+            let ent = &mut self.facts.entities[entity];
+            ent.technologies.extend(technologies);
+            if !generic || ent.key == key {
+                *ent.forms.entry(name).or_default() += 1;
+            }
+            if ent.mentions.len() < 12 && ent.mentions.last() != Some(evidence) {
+                ent.mentions.push(evidence.clone());
+            }
+            out.push(Mention { range: name_range, entity });
+        }
+        out
+    }
+
+    fn followed_by_attribute(&self, tokens: &[Token], range: &Range<usize>) -> bool {
+        tokens
+            .iter()
+            .find(|t| t.range.start >= range.end)
+            .is_some_and(|t| t.range.start <= range.end + 1 && self.m.attribute_nouns.contains(&t.lower))
+    }
+
+    /// The component type of a compound: its last head, unless that head is a vague container
+    /// ("instance", "server") and a technology earlier in the compound says more.
+    fn compound_type(&self, compound: &[(Range<usize>, usize, bool)]) -> usize {
+        let last = compound[compound.len() - 1].1;
+        let last_is_weak = compound.len() > 1 && {
+            let c = &self.lexicon.components[last];
+            c.id == "service" || c.id == "container_platform"
+        };
+        if last_is_weak {
+            if let Some((_, tech, _)) = compound.iter().rev().skip(1).find(|(_, _, head)| !head) {
+                return *tech;
+            }
+        }
+        last
+    }
+
+    /// Start of the qualifier run before a head at `head_start`, if any.
+    fn modifiers(&self, text: &str, tokens: &[Token], head_start: usize) -> Option<usize> {
+        let pos = tokens.iter().position(|t| t.range.end > head_start)?;
+        let mut start = None;
+        let mut next_start = head_start;
+        let mut taken = 0;
+        let mut meaningful = false;
+        for t in tokens[..pos].iter().rev() {
+            if taken == MAX_MODIFIERS || t.range.end > next_start || !only_space(&text[t.range.end..next_start]) {
+                break;
+            }
+            let w = t.lower.as_str();
+            let numeric = w.chars().all(|c| c.is_ascii_digit() || c == '.');
+            if self.m.stopwords.contains(w) || self.m.verbs.contains(w) || numeric || w.ends_with("ly") {
+                break;
+            }
+            meaningful |= !self.m.weak_modifiers.contains(w);
+            start = Some(t.range.start);
+            next_start = t.range.start;
+            taken += 1;
+        }
+        start.filter(|_| meaningful)
+    }
+
+    fn key(&self, name: &str) -> Vec<String> {
+        let mut words: Vec<String> = name
+            .split(|c: char| c.is_whitespace() || c == '-' || c == '/')
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .filter(|w| !w.is_empty() && !self.m.stopwords.contains(w))
+            .collect();
+        if let Some(last) = words.last_mut() {
+            *last = text::singular(last);
+        }
+        words
+    }
+
+    /// A bare head ("the worker") refers to the component of that type in focus, or to the
+    /// one named most recently.
+    fn resolve(&self, key: &[String], component: usize, focus: Option<usize>) -> Option<usize> {
+        if let Some(&exact) = self.index.get(key) {
+            let e = &self.facts.entities[exact];
+            if e.specific {
+                return Some(exact);
+            }
+        }
+        let same_head = |e: &Entity| e.component == component && e.key.last() == key.last();
+        if let Some(f) = focus.filter(|&f| same_head(&self.facts.entities[f])) {
+            return Some(f);
+        }
+        let candidates: Vec<usize> = (0..self.facts.entities.len())
+            .filter(|&i| same_head(&self.facts.entities[i]) && self.facts.entities[i].specific)
+            .collect();
+        match candidates.as_slice() {
+            [] => self.index.get(key).copied(),
+            [only] => Some(*only),
+            many => many.iter().copied().max_by_key(|&i| self.last_mention(i)),
+        }
+    }
+
+    fn last_mention(&self, entity: usize) -> usize {
+        self.facts.entities[entity].mentions.last().map_or(0, |m| m.start)
+    }
+
+    fn register(&mut self, key: Vec<String>, name: String, component: usize, specific: bool) -> usize {
+        if let Some(&i) = self.index.get(&key) {
+            self.facts.entities[i].specific |= specific;
+            return i;
+        }
+        let i = self.facts.entities.len();
+        self.facts.entities.push(Entity {
+            name,
+            key: key.clone(),
+            component,
+            technologies: BTreeSet::new(),
+            mentions: Vec::new(),
+            specific,
+            defined: false,
+            data: FactMap::new(),
+            controls: FactMap::new(),
+            absent_controls: FactMap::new(),
+            signals: FactMap::new(),
+            forms: BTreeMap::new(),
+        });
+        self.index.insert(key, i);
+        i
+    }
+
+    /// Data, controls and signals stated in a sentence, attached to its components (or to the
+    /// whole design when none is in reach).
+    fn facts_of_sentence(
+        &mut self,
+        section: &Section,
+        sentence: Range<usize>,
+        tokens: &[Token],
+        evidence: &Evidence,
+        targets: &[usize],
+    ) {
+        let text = &section.text;
+        let data: Vec<String> = self
+            .m
+            .data
+            .find(text, sentence.clone())
+            .into_iter()
+            .map(|(_, e, _)| self.lexicon.data_classes[e].id.clone())
+            .collect();
+        let signals: Vec<String> = self
+            .m
+            .signals
+            .find(text, sentence.clone())
+            .into_iter()
+            .map(|(_, e, _)| self.lexicon.signals[e].id.clone())
+            .collect();
+        let negations = self.m.negations.find(text, sentence.clone());
+        let mut stated = Vec::new();
+        let mut ruled_out = Vec::new();
+        for (range, e, _) in self.m.controls.find(text, sentence) {
+            let id = self.lexicon.controls[e].id.clone();
+            if negated(text, tokens, &negations, &range) {
+                ruled_out.push(id);
+            } else {
+                stated.push(id);
+            }
+        }
+        for &t in targets {
+            let ent = &mut self.facts.entities[t];
+            add_all(&mut ent.data, &data, evidence);
+            add_all(&mut ent.signals, &signals, evidence);
+            add_all(&mut ent.controls, &stated, evidence);
+            add_all(&mut ent.absent_controls, &ruled_out, evidence);
+        }
+        if targets.is_empty() {
+            add_all(&mut self.facts.global_signals, &signals, evidence);
+            add_all(&mut self.facts.global_controls, &stated, evidence);
+            add_all(&mut self.facts.global_absent_controls, &ruled_out, evidence);
+        }
+    }
+
+    /// Flows: "A <verb> ... B" is A -> B, or B -> A for reading verbs.
+    fn flows_of_sentence(
+        &mut self,
+        section: &Section,
+        sentence: Range<usize>,
+        tokens: &[Token],
+        mentions: &[Mention],
+        evidence: &Evidence,
+        pronoun_subject: Option<usize>,
+    ) {
+        if mentions.is_empty() {
+            return;
+        }
+        let text = &section.text;
+        let verbs = self.m.interactions.find(text, sentence.clone());
+        if verbs.is_empty() {
+            return;
+        }
+        let mut pairs = Vec::new();
+        for (k, (vrange, interaction, _)) in verbs.iter().enumerate() {
+            let subject = mentions
+                .iter()
+                .rev()
+                .find(|m| m.range.end <= vrange.start)
+                .map(|m| m.entity)
+                .or(pronoun_subject);
+            let Some(subject) = subject else { continue };
+            let next_verb = verbs.get(k + 1).map_or(usize::MAX, |v| v.0.start);
+            let objects = mentions
+                .iter()
+                .filter(|m| m.range.start >= vrange.end && m.range.start < next_verb)
+                .map(|m| m.entity);
+            let reverse = self.lexicon.interactions[*interaction].reverse;
+            let id = self.lexicon.interactions[*interaction].id.clone();
+            for object in objects {
+                if object == subject {
+                    continue;
+                }
+                let (from, to) = if reverse { (object, subject) } else { (subject, object) };
+                pairs.push((from, to, id.clone()));
+            }
+        }
+        for (from, to, interaction) in pairs {
+            self.add_flow(section, sentence.clone(), tokens, evidence, (from, to), interaction);
+        }
+    }
+
+    fn add_flow(
+        &mut self,
+        section: &Section,
+        range: Range<usize>,
+        tokens: &[Token],
+        evidence: &Evidence,
+        (from, to): (usize, usize),
+        interaction: String,
+    ) {
+        let text = &section.text;
+        let pick = |set: &TermSet, ids: &dyn Fn(usize) -> String| -> Vec<String> {
+            set.find(text, range.clone()).into_iter().map(|(_, e, _)| ids(e)).collect()
+        };
+        let data = pick(&self.m.data, &|e| self.lexicon.data_classes[e].id.clone());
+        let signals = pick(&self.m.signals, &|e| self.lexicon.signals[e].id.clone());
+        let negations = self.m.negations.find(text, range.clone());
+        let (mut stated, mut ruled_out) = (Vec::new(), Vec::new());
+        for (r, e, _) in self.m.controls.find(text, range.clone()) {
+            let id = self.lexicon.controls[e].id.clone();
+            if negated(text, tokens, &negations, &r) {
+                ruled_out.push(id);
+            } else {
+                stated.push(id);
+            }
+        }
+        let existing = self.facts.flows.iter().position(|f| f.from == from && f.to == to);
+        let flow = match existing {
+            Some(i) => &mut self.facts.flows[i],
+            None => {
+                self.facts.flows.push(FlowFact {
+                    from,
+                    to,
+                    interaction,
+                    data: FactMap::new(),
+                    controls: FactMap::new(),
+                    absent_controls: FactMap::new(),
+                    signals: FactMap::new(),
+                    evidence: Vec::new(),
+                });
+                self.facts.flows.last_mut().expect("just pushed")
+            }
+        };
+        add_all(&mut flow.data, &data, evidence);
+        add_all(&mut flow.signals, &signals, evidence);
+        add_all(&mut flow.controls, &stated, evidence);
+        add_all(&mut flow.absent_controls, &ruled_out, evidence);
+        if !flow.evidence.contains(evidence) && flow.evidence.len() < 4 {
+            flow.evidence.push(evidence.clone());
+        }
+    }
+
+    /// Folds an entity into the one longer name that contains all its words ("worker config"
+    /// into "worker config file"), keeping the most used surface form as the name.
+    fn merge_subsets(&mut self) {
+        let n = self.facts.entities.len();
+        let mut target: Vec<usize> = (0..n).collect();
+        for a in 0..n {
+            let ea = &self.facts.entities[a];
+            let supersets: Vec<usize> = (0..n)
+                .filter(|&b| {
+                    let eb = &self.facts.entities[b];
+                    b != a
+                        && eb.component == ea.component
+                        && eb.key.len() > ea.key.len()
+                        && ea.key.iter().all(|w| eb.key.contains(w))
+                        && ea.key.last() == eb.key.last()
+                })
+                .collect();
+            if let [only] = supersets.as_slice() {
+                target[a] = *only;
+            }
+        }
+        let mut merged: Vec<Option<Entity>> = self.facts.entities.drain(..).map(Some).collect();
+        for a in 0..n {
+            let mut b = target[a];
+            while target[b] != b {
+                b = target[b];
+            }
+            if b != a {
+                let from = merged[a].take().expect("each entity merges once");
+                let into = merged[b].as_mut().expect("targets are kept");
+                absorb(into, from);
+            }
+            target[a] = b;
+        }
+        let mut new_index = vec![usize::MAX; n];
+        let mut kept = Vec::new();
+        for (i, e) in merged.into_iter().enumerate() {
+            if let Some(mut e) = e {
+                e.name = e.best_form();
+                new_index[i] = kept.len();
+                kept.push(e);
+            }
+        }
+        self.facts.entities = kept;
+        let remap = |i: usize| new_index[target[i]];
+        let mut flows: Vec<FlowFact> = Vec::new();
+        for mut f in self.facts.flows.drain(..) {
+            f.from = remap(f.from);
+            f.to = remap(f.to);
+            if f.from == f.to {
+                continue;
+            }
+            match flows.iter_mut().find(|g| g.from == f.from && g.to == f.to) {
+                Some(g) => {
+                    merge_facts(&mut g.data, f.data);
+                    merge_facts(&mut g.signals, f.signals);
+                    merge_facts(&mut g.controls, f.controls);
+                    merge_facts(&mut g.absent_controls, f.absent_controls);
+                    g.evidence.extend(f.evidence);
+                }
+                None => flows.push(f),
+            }
+        }
+        self.facts.flows = flows;
+    }
+}
+
+impl Entity {
+    /// How many sentences name it.
+    pub fn mention_count(&self) -> usize {
+        self.forms.values().sum::<usize>().max(self.mentions.len())
+    }
+
+    fn best_form(&self) -> String {
+        self.forms
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then(a.0.len().cmp(&b.0.len())).then(b.0.cmp(a.0)))
+            .map_or_else(|| self.name.clone(), |(form, _)| text::capitalize_first(form))
+    }
+}
+
+fn absorb(into: &mut Entity, from: Entity) {
+    into.technologies.extend(from.technologies);
+    for m in from.mentions {
+        if !into.mentions.contains(&m) {
+            into.mentions.push(m);
+        }
+    }
+    into.mentions.sort_by_key(|m| m.start);
+    into.specific |= from.specific;
+    into.defined |= from.defined;
+    merge_facts(&mut into.data, from.data);
+    merge_facts(&mut into.controls, from.controls);
+    merge_facts(&mut into.absent_controls, from.absent_controls);
+    merge_facts(&mut into.signals, from.signals);
+    for (form, count) in from.forms {
+        *into.forms.entry(form).or_default() += count;
+    }
+}
+
+fn merge_facts(into: &mut FactMap, from: FactMap) {
+    for (k, v) in from {
+        into.entry(k).or_insert(v);
+    }
+}
+
+fn add_all(map: &mut FactMap, ids: &[String], evidence: &Evidence) {
+    for id in ids {
+        map.entry(id.clone()).or_insert_with(|| evidence.clone());
+    }
+}
+
+/// Whether a negation cue stands within a few words before `range`, in the same clause.
+fn negated(text: &str, tokens: &[Token], negations: &[(Range<usize>, usize, bool)], range: &Range<usize>) -> bool {
+    let pos = tokens.iter().position(|t| t.range.start >= range.start).unwrap_or(tokens.len());
+    let window_start = tokens[..pos].iter().rev().nth(NEGATION_WINDOW - 1).map_or(0, |t| t.range.start);
+    let window_start = window_start.max(tokens.first().map_or(0, |t| t.range.start));
+    negations.iter().any(|(r, _, _)| {
+        (r.start >= window_start && r.end <= range.start && !text[r.end..range.start].contains([',', ';', '(']))
+            || (r.start <= range.start && r.end >= range.end)
+    })
+}
+
+fn only_space(s: &str) -> bool {
+    s.chars().all(char::is_whitespace) && !s.contains('\n')
+}
+
+fn clean_name(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ").trim_matches(|c: char| !c.is_alphanumeric()).to_owned()
 }

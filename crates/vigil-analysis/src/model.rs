@@ -1,8 +1,251 @@
-//! Model (in progress).
-use crate::extract::Facts;
+//! Modelling: turns extracted facts into the data-flow diagram. Keeps the components a reviewer
+//! would draw, places each in a trust zone, marks entry points, and finds the trust boundaries
+//! that flows cross.
+
+use std::collections::BTreeSet;
+
 use vigil_catalog::Lexicon;
-use vigil_core::Dfd;
-/// Builds.
-pub fn build(_f: &Facts, _l: &Lexicon) -> Dfd {
-    Dfd::default()
+use vigil_core::{DataFlow, Dfd, DfdNode, ElementKind, Evidence, TrustBoundary, TrustZone};
+
+use crate::extract::{Entity, FactMap, Facts};
+
+/// Most nodes drawn for one artifact; the least mentioned go first.
+const MAX_NODES: usize = 40;
+
+/// Signals that make a component reachable by untrusted callers.
+const EXPOSURE_SIGNALS: [&str; 2] = ["open_network", "no_authentication"];
+
+/// Protocol words recognised in a flow's sentence, with the protocol they name.
+const PROTOCOLS: [(&str, &str); 16] = [
+    ("https", "https"),
+    ("http", "http"),
+    ("grpc", "grpc"),
+    ("mqtt", "mqtt"),
+    ("bluetooth", "bluetooth"),
+    ("ble", "bluetooth"),
+    ("websocket", "websocket"),
+    ("tcp", "tcp"),
+    ("udp", "udp"),
+    ("ssh", "ssh"),
+    ("amqp", "amqp"),
+    ("smtp", "smtp"),
+    ("sftp", "sftp"),
+    ("graphql", "graphql"),
+    ("sql", "sql"),
+    ("nfc", "nfc"),
+];
+
+/// What the artifact says about one diagram element, with the sentences that say it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ElementFacts {
+    /// Data classes.
+    pub data: FactMap,
+    /// Controls stated.
+    pub controls: FactMap,
+    /// Controls ruled out.
+    pub absent_controls: FactMap,
+    /// Risk signals.
+    pub signals: FactMap,
+    /// Where it is named.
+    pub mentions: Vec<Evidence>,
+}
+
+/// The diagram plus the facts behind each element, for the threat stage.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// The diagram.
+    pub dfd: Dfd,
+    /// Facts per node, in `dfd.nodes` order.
+    pub node_facts: Vec<ElementFacts>,
+    /// Facts per flow, in `dfd.flows` order.
+    pub flow_facts: Vec<ElementFacts>,
+    /// Facts stated for the design as a whole.
+    pub global: ElementFacts,
+}
+
+/// Builds the diagram from the facts.
+pub fn build(facts: &Facts, lexicon: &Lexicon) -> Model {
+    let kept = select_entities(facts);
+    let mut model = Model {
+        global: ElementFacts {
+            controls: facts.global_controls.clone(),
+            absent_controls: facts.global_absent_controls.clone(),
+            signals: facts.global_signals.clone(),
+            ..ElementFacts::default()
+        },
+        ..Model::default()
+    };
+    let mut node_of = vec![None; facts.entities.len()];
+    for (n, &e) in kept.iter().enumerate() {
+        node_of[e] = Some(n);
+        let (node, node_facts) = node(&facts.entities[e], n, lexicon);
+        model.dfd.nodes.push(node);
+        model.node_facts.push(node_facts);
+    }
+    for flow in &facts.flows {
+        let (Some(from), Some(to)) = (node_of[flow.from], node_of[flow.to]) else { continue };
+        let id = format!("f{}", model.dfd.flows.len() + 1);
+        let zones = (model.dfd.nodes[from].trust_zone, model.dfd.nodes[to].trust_zone);
+        let protocol = protocol(&flow.evidence);
+        model.dfd.flows.push(DataFlow {
+            id,
+            from: model.dfd.nodes[from].id.clone(),
+            to: model.dfd.nodes[to].id.clone(),
+            interaction: flow.interaction.clone(),
+            data: flow.data.keys().cloned().collect(),
+            protocol,
+            crosses_boundary: zones.0 != zones.1,
+            boundary: (zones.0 != zones.1).then(|| boundary_id(zones.0, zones.1)),
+            controls: flow.controls.keys().cloned().collect(),
+            absent_controls: flow.absent_controls.keys().cloned().collect(),
+            signals: flow.signals.keys().cloned().collect(),
+            evidence: flow.evidence.clone(),
+        });
+        model.flow_facts.push(ElementFacts {
+            data: flow.data.clone(),
+            controls: flow.controls.clone(),
+            absent_controls: flow.absent_controls.clone(),
+            signals: flow.signals.clone(),
+            mentions: flow.evidence.clone(),
+        });
+        // A store holds what flows into it.
+        if model.dfd.nodes[to].kind == ElementKind::DataStore {
+            for (class, evidence) in &flow.data {
+                model.node_facts[to].data.entry(class.clone()).or_insert_with(|| evidence.clone());
+            }
+        }
+    }
+    finish(&mut model, lexicon);
+    model
+}
+
+/// The entities worth a box: named specifically, or named more than once, or introduced as a
+/// topic; the most mentioned first when there are too many.
+fn select_entities(facts: &Facts) -> Vec<usize> {
+    let mut kept: Vec<usize> = (0..facts.entities.len())
+        .filter(|&i| {
+            let e = &facts.entities[i];
+            e.specific || e.mention_count() >= 2 || e.defined
+        })
+        .collect();
+    if kept.len() > MAX_NODES {
+        kept.sort_by_key(|&i| std::cmp::Reverse(facts.entities[i].mention_count()));
+        kept.truncate(MAX_NODES);
+        kept.sort_unstable();
+    }
+    kept
+}
+
+fn node(entity: &Entity, n: usize, lexicon: &Lexicon) -> (DfdNode, ElementFacts) {
+    let component = &lexicon.components[entity.component];
+    let node = DfdNode {
+        id: format!("n{}", n + 1),
+        name: entity.name.clone(),
+        kind: component.kind,
+        component: component.id.clone(),
+        trust_zone: component.zone,
+        entry_point: component.entry_point,
+        technologies: entity.technologies.iter().cloned().collect(),
+        data: Vec::new(),
+        controls: Vec::new(),
+        absent_controls: Vec::new(),
+        signals: Vec::new(),
+        mentions: entity.mentions.iter().take(3).cloned().collect(),
+    };
+    let facts = ElementFacts {
+        data: entity.data.clone(),
+        controls: entity.controls.clone(),
+        absent_controls: entity.absent_controls.clone(),
+        signals: entity.signals.clone(),
+        mentions: entity.mentions.clone(),
+    };
+    (node, facts)
+}
+
+/// Zones, entry points and boundaries, once all flows are known.
+fn finish(model: &mut Model, lexicon: &Lexicon) {
+    for (node, facts) in model.dfd.nodes.iter_mut().zip(&model.node_facts) {
+        let most_sensitive = facts
+            .data
+            .keys()
+            .filter_map(|d| lexicon.data_class(d))
+            .map(|d| d.sensitivity)
+            .max()
+            .unwrap_or(0);
+        if node.kind == ElementKind::DataStore && most_sensitive >= 4 {
+            node.trust_zone = TrustZone::Restricted;
+        }
+        if EXPOSURE_SIGNALS.iter().any(|s| facts.signals.contains_key(*s)) {
+            node.entry_point = true;
+        }
+    }
+    let untrusted: BTreeSet<String> = model
+        .dfd
+        .nodes
+        .iter()
+        .filter(|n| n.trust_zone.is_untrusted())
+        .map(|n| n.id.clone())
+        .collect();
+    for flow in &model.dfd.flows {
+        if untrusted.contains(&flow.from) {
+            if let Some(target) = model.dfd.nodes.iter_mut().find(|n| n.id == flow.to) {
+                if !target.trust_zone.is_untrusted() {
+                    target.entry_point = true;
+                }
+            }
+        }
+    }
+    for (flow, facts) in model.dfd.flows.iter_mut().zip(&model.flow_facts) {
+        let from = model.dfd.nodes.iter().find(|n| n.id == flow.from).map(|n| n.trust_zone);
+        let to = model.dfd.nodes.iter().find(|n| n.id == flow.to).map(|n| n.trust_zone);
+        if let (Some(a), Some(b)) = (from, to) {
+            flow.crosses_boundary = a != b;
+            flow.boundary = (a != b).then(|| boundary_id(a, b));
+        }
+        flow.data = facts.data.keys().cloned().collect();
+    }
+    for (node, facts) in model.dfd.nodes.iter_mut().zip(&model.node_facts) {
+        node.data = facts.data.keys().cloned().collect();
+        node.controls = facts.controls.keys().cloned().collect();
+        node.absent_controls = facts.absent_controls.keys().cloned().collect();
+        node.signals = facts.signals.keys().cloned().collect();
+    }
+    let mut boundaries: Vec<TrustBoundary> = Vec::new();
+    for flow in &model.dfd.flows {
+        let Some(id) = &flow.boundary else { continue };
+        if boundaries.iter().any(|b| &b.id == id) {
+            continue;
+        }
+        let zone = |node: &str| model.dfd.node(node).map(|n| n.trust_zone);
+        if let (Some(a), Some(b)) = (zone(&flow.from), zone(&flow.to)) {
+            let (outer, inner) = if a < b { (a, b) } else { (b, a) };
+            boundaries.push(TrustBoundary {
+                id: id.clone(),
+                name: format!("{} / {}", outer.label(), inner.label()),
+                outer,
+                inner,
+            });
+        }
+    }
+    boundaries.sort_by(|a, b| a.id.cmp(&b.id));
+    model.dfd.boundaries = boundaries;
+    model.dfd.entry_points =
+        model.dfd.nodes.iter().filter(|n| n.entry_point).map(|n| n.id.clone()).collect();
+}
+
+fn boundary_id(a: TrustZone, b: TrustZone) -> String {
+    let (outer, inner) = if a < b { (a, b) } else { (b, a) };
+    format!("b-{}-{}", outer.as_str().replace('_', "-"), inner.as_str().replace('_', "-"))
+}
+
+fn protocol(evidence: &[Evidence]) -> Option<String> {
+    evidence.iter().find_map(|e| {
+        let words: Vec<String> = e
+            .text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        PROTOCOLS.iter().find(|(word, _)| words.iter().any(|w| w == word)).map(|(_, p)| (*p).to_owned())
+    })
 }

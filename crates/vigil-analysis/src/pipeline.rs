@@ -10,6 +10,9 @@ use crate::normalize::{self, Limits};
 use crate::score::ScoringConfig;
 use crate::{extract, model, paths, score, threats};
 
+/// Attack paths reported per artifact.
+const MAX_PATHS: usize = 5;
+
 /// Runs the analysis with one catalogue and one scoring configuration.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -45,10 +48,11 @@ impl Engine {
     /// Analyses one normalized artifact.
     pub fn analyze_artifact(&self, artifact: &Artifact) -> Review {
         let facts = extract::extract(artifact, &self.catalog.lexicon, &self.matcher);
-        let dfd = model::build(&facts, &self.catalog.lexicon);
-        let mut findings = threats::generate(&dfd, &facts, &self.catalog);
-        score::score_all(&mut findings, &dfd, artifact, &self.catalog, &self.scoring);
-        let attack_paths = paths::find(&dfd, &findings, &self.catalog.lexicon, 5);
+        let model = model::build(&facts, &self.catalog.lexicon);
+        let candidates = threats::generate(&model, &self.catalog);
+        let findings = score::score_all(candidates, &model, artifact, &self.catalog, &self.scoring);
+        let attack_paths = paths::find(&model.dfd, &findings, &self.catalog.lexicon, MAX_PATHS);
+        let dfd = model.dfd;
         Review {
             artifact: artifact.id.clone(),
             title: artifact.title.clone(),

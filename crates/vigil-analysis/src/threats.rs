@@ -1,8 +1,262 @@
-//! Threats (in progress).
-use crate::extract::Facts;
-use vigil_catalog::Catalog;
-use vigil_core::{Dfd, Finding};
-/// Generates.
-pub fn generate(_d: &Dfd, _f: &Facts, _c: &Catalog) -> Vec<Finding> {
-    Vec::new()
+//! Threat generation: every enabled catalogue rule is checked against every element and flow of
+//! the diagram. A rule fires when the element has the facts its conditions ask for; a control
+//! the artifact states for the element suppresses the rules it mitigates. Findings quote the
+//! sentences that made the rule fire.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+use vigil_catalog::{Catalog, Rule, RuleConditions};
+use vigil_core::{
+    DataFlow, DfdNode, ElementKind, Evidence, Finding, FindingOrigin, FrameworkRefs, Score, Severity,
+    ThreatCategory, TrustZone,
+};
+
+use crate::model::{ElementFacts, Model};
+use crate::score::FactorGroupBuilder;
+
+/// Most findings kept for one element and one category; the best-evidenced win.
+pub const MAX_PER_ELEMENT_CATEGORY: usize = 2;
+
+/// Most quotes attached to one finding.
+const MAX_EVIDENCE: usize = 3;
+
+/// The facts of one element as a rule sees them.
+struct Subject<'a> {
+    kind: ElementKind,
+    id: &'a str,
+    name: String,
+    components: Vec<&'a str>,
+    from_component: Option<&'a str>,
+    to_component: Option<&'a str>,
+    zones: Vec<TrustZone>,
+    from_zone: Option<TrustZone>,
+    technologies: Vec<&'a str>,
+    entry_point: bool,
+    crosses_boundary: Option<bool>,
+    interaction: Option<&'a str>,
+    facts: &'a ElementFacts,
+    /// Facts of a flow's ends, consulted for data classes.
+    end_facts: Vec<&'a ElementFacts>,
+}
+
+/// A rule that matched, before scoring.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The finding, with a placeholder score.
+    pub finding: Finding,
+    /// How specific the evidence is: signals and ruled-out controls count most.
+    pub strength: u32,
+    /// Whether a design-wide control addresses the threat (lowers exploitability).
+    pub partially_mitigated: Option<String>,
+}
+
+/// Runs the catalogue over the model.
+pub fn generate(model: &Model, catalog: &Catalog) -> Vec<Candidate> {
+    let subjects = subjects(model);
+    let mut candidates = Vec::new();
+    for rule in catalog.rules.enabled() {
+        for subject in &subjects {
+            if let Some(c) = apply(rule, subject, model) {
+                candidates.push(c);
+            }
+        }
+    }
+    keep_strongest(candidates)
+}
+
+fn subjects(model: &Model) -> Vec<Subject<'_>> {
+    let dfd = &model.dfd;
+    let mut out = Vec::new();
+    for (node, facts) in dfd.nodes.iter().zip(&model.node_facts) {
+        out.push(node_subject(node, facts));
+    }
+    for (flow, facts) in dfd.flows.iter().zip(&model.flow_facts) {
+        let end = |id: &str| dfd.nodes.iter().position(|n| n.id == id);
+        let (Some(a), Some(b)) = (end(&flow.from), end(&flow.to)) else { continue };
+        out.push(flow_subject(flow, facts, (&dfd.nodes[a], &model.node_facts[a]), (&dfd.nodes[b], &model.node_facts[b]), dfd.flow_name(flow)));
+    }
+    out
+}
+
+fn node_subject<'a>(node: &'a DfdNode, facts: &'a ElementFacts) -> Subject<'a> {
+    Subject {
+        kind: node.kind,
+        id: &node.id,
+        name: node.name.clone(),
+        components: vec![node.component.as_str()],
+        from_component: None,
+        to_component: None,
+        zones: vec![node.trust_zone],
+        from_zone: None,
+        technologies: node.technologies.iter().map(String::as_str).collect(),
+        entry_point: node.entry_point,
+        crosses_boundary: None,
+        interaction: None,
+        facts,
+        end_facts: Vec::new(),
+    }
+}
+
+fn flow_subject<'a>(
+    flow: &'a DataFlow,
+    facts: &'a ElementFacts,
+    (from, from_facts): (&'a DfdNode, &'a ElementFacts),
+    (to, to_facts): (&'a DfdNode, &'a ElementFacts),
+    name: String,
+) -> Subject<'a> {
+    Subject {
+        kind: ElementKind::Flow,
+        id: &flow.id,
+        name,
+        components: vec![from.component.as_str(), to.component.as_str()],
+        from_component: Some(from.component.as_str()),
+        to_component: Some(to.component.as_str()),
+        zones: vec![from.trust_zone, to.trust_zone],
+        from_zone: Some(from.trust_zone),
+        technologies: from.technologies.iter().chain(&to.technologies).map(String::as_str).collect(),
+        entry_point: to.entry_point,
+        crosses_boundary: Some(flow.crosses_boundary),
+        interaction: Some(flow.interaction.as_str()),
+        facts,
+        end_facts: vec![from_facts, to_facts],
+    }
+}
+
+/// Checks one rule against one element; the evidence gathered says why it matched.
+fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
+    if !rule.applies_to.contains(&s.kind) {
+        return None;
+    }
+    let w = &rule.when;
+    let mut evidence: Vec<Evidence> = Vec::new();
+    let mut strength = 0;
+    if !structural_match(w, s) {
+        return None;
+    }
+    if !w.data.is_empty() {
+        let ev = w.data.iter().find_map(|d| {
+            s.facts.data.get(d).or_else(|| s.end_facts.iter().find_map(|f| f.data.get(d)))
+        })?;
+        evidence.push(ev.clone());
+        strength += 1;
+    }
+    if !w.signals.is_empty() {
+        let ev = w.signals.iter().find_map(|x| s.facts.signals.get(x))?;
+        evidence.insert(0, ev.clone());
+        strength += 3;
+    }
+    if !w.controls_ruled_out.is_empty() {
+        let ev = w.controls_ruled_out.iter().find_map(|c| {
+            s.facts.absent_controls.get(c).or_else(|| model.global.absent_controls.get(c))
+        })?;
+        evidence.insert(0, ev.clone());
+        strength += 3;
+    }
+    if !w.controls_present.is_empty() {
+        let ev = w.controls_present.iter().find_map(|c| {
+            s.facts.controls.get(c).or_else(|| model.global.controls.get(c))
+        })?;
+        evidence.push(ev.clone());
+        strength += 1;
+    }
+    if !w.technologies.is_empty() {
+        strength += 1;
+    }
+    if rule.mitigated_by.iter().any(|c| s.facts.controls.contains_key(c)) {
+        return None;
+    }
+    let partially_mitigated = rule
+        .mitigated_by
+        .iter()
+        .find(|c| model.global.controls.contains_key(*c))
+        .cloned();
+    if evidence.is_empty() {
+        evidence.extend(s.facts.mentions.first().cloned());
+    }
+    evidence.dedup();
+    evidence.truncate(MAX_EVIDENCE);
+    Some(Candidate { finding: finding(rule, s, evidence), strength, partially_mitigated })
+}
+
+/// The conditions that depend only on the element's type, place and wiring.
+fn structural_match(w: &RuleConditions, s: &Subject<'_>) -> bool {
+    let any = |list: &[String], values: &[&str]| list.is_empty() || list.iter().any(|x| values.contains(&x.as_str()));
+    let opt = |list: &[String], value: Option<&str>| list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v));
+    any(&w.components, &s.components)
+        && opt(&w.from_components, s.from_component)
+        && opt(&w.to_components, s.to_component)
+        && (w.zones.is_empty() || w.zones.iter().any(|z| s.zones.contains(z)))
+        && (w.from_zones.is_empty() || s.from_zone.is_some_and(|z| w.from_zones.contains(&z)))
+        && any(&w.technologies, &s.technologies)
+        && opt(&w.interactions, s.interaction)
+        && w.crosses_boundary.is_none_or(|b| s.crosses_boundary == Some(b))
+        && w.entry_point.is_none_or(|e| s.entry_point == e)
+}
+
+fn finding(rule: &Rule, s: &Subject<'_>, evidence: Vec<Evidence>) -> Finding {
+    let placeholder = FactorGroupBuilder::default().build();
+    Finding {
+        id: fingerprint(&rule.id, &s.name, &evidence),
+        rule: rule.id.clone(),
+        title: rule.title.clone(),
+        category: rule.category,
+        element: s.id.to_owned(),
+        element_name: s.name.clone(),
+        element_kind: s.kind,
+        rationale: rule.rationale.clone(),
+        mitigations: rule.mitigations.clone(),
+        cwe: rule.cwe.clone(),
+        capec: rule.capec.clone(),
+        attack: rule.attack.clone(),
+        frameworks: FrameworkRefs {
+            owasp_2021: rule.owasp_2021.clone(),
+            owasp_2025: rule.owasp_2025.clone(),
+            nist_csf: rule.nist_csf.clone(),
+            pci_dss: rule.pci_dss.clone(),
+            hipaa: rule.hipaa.clone(),
+            soc2: rule.soc2.clone(),
+        },
+        score: Score {
+            value: 0.0,
+            severity: Severity::Info,
+            exploitability: placeholder.clone(),
+            blast_radius: placeholder.clone(),
+            urgency: placeholder,
+            adjustments: Vec::new(),
+            formula: String::new(),
+        },
+        evidence,
+        origin: FindingOrigin::Rule,
+    }
+}
+
+/// A stable id: the rule, the element's name and the evidence it quotes, normalized, so the
+/// same finding keeps its id across runs and small edits elsewhere in the artifact.
+pub fn fingerprint(rule: &str, element_name: &str, evidence: &[Evidence]) -> String {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let mut hasher = Sha256::new();
+    hasher.update(rule.as_bytes());
+    hasher.update([0]);
+    hasher.update(norm(element_name).as_bytes());
+    for e in evidence {
+        hasher.update([0]);
+        hasher.update(norm(&e.text).as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Keeps, per element and category, the best-evidenced few findings.
+fn keep_strongest(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+    candidates.sort_by(|a, b| {
+        b.strength.cmp(&a.strength).then_with(|| a.finding.rule.cmp(&b.finding.rule))
+    });
+    let mut seen: BTreeMap<(String, ThreatCategory), usize> = BTreeMap::new();
+    candidates.retain(|c| {
+        let count = seen.entry((c.finding.element.clone(), c.finding.category)).or_default();
+        *count += 1;
+        *count <= MAX_PER_ELEMENT_CATEGORY
+    });
+    candidates
 }

@@ -15,6 +15,45 @@ const DATA: &str = include_str!("../data/lexicon/data.toml");
 const CONTROLS: &str = include_str!("../data/lexicon/controls.toml");
 const SIGNALS: &str = include_str!("../data/lexicon/signals.toml");
 const INTERACTIONS: &str = include_str!("../data/lexicon/interactions.toml");
+const LANGUAGE: &str = include_str!("../data/lexicon/language.toml");
+
+/// Word lists the extractor uses to read component names out of sentences.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Language {
+    /// Words that never belong to a name.
+    pub stopwords: Vec<String>,
+    /// Heads too vague to name a component without a qualifier.
+    pub weak_heads: Vec<String>,
+    /// Qualifiers that do not make a name on their own.
+    pub weak_modifiers: Vec<String>,
+    /// Words that refer back to the component named last.
+    pub pronouns: Vec<String>,
+    /// Nouns that turn a preceding head into a qualifier ("queue key").
+    pub attribute_nouns: Vec<String>,
+    /// Verb stems whose inflected forms never qualify a name.
+    pub verbs: Vec<String>,
+    /// -ing forms that never qualify a name.
+    pub ing_verbs: Vec<String>,
+}
+
+impl Language {
+    /// Every inflected form of the verb stems, plus the listed -ing forms.
+    pub fn verb_forms(&self) -> Vec<String> {
+        let mut forms = self.ing_verbs.clone();
+        for stem in &self.verbs {
+            forms.push(stem.clone());
+            forms.push(format!("{stem}s"));
+            forms.push(format!("{stem}es"));
+            forms.push(if stem.ends_with('e') { format!("{stem}d") } else { format!("{stem}ed") });
+            if let Some(base) = stem.strip_suffix('y') {
+                forms.push(format!("{base}ies"));
+                forms.push(format!("{base}ied"));
+            }
+        }
+        forms
+    }
+}
 
 /// A component type: what a reviewer would draw as one box.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,6 +189,8 @@ pub struct Lexicon {
     pub signals: Vec<Signal>,
     /// Interactions.
     pub interactions: Vec<Interaction>,
+    /// Word lists for reading names.
+    pub language: Language,
 }
 
 impl Lexicon {
@@ -160,6 +201,7 @@ impl Lexicon {
         let controls: ControlsFile = parse("lexicon/controls.toml", CONTROLS)?;
         let signals: SignalsFile = parse("lexicon/signals.toml", SIGNALS)?;
         let interactions: InteractionsFile = parse("lexicon/interactions.toml", INTERACTIONS)?;
+        let language: Language = parse("lexicon/language.toml", LANGUAGE)?;
         let lexicon = Lexicon {
             components: components.component,
             data_classes: data.data_class,
@@ -167,6 +209,7 @@ impl Lexicon {
             negations: controls.negations,
             signals: signals.signal,
             interactions: interactions.interaction,
+            language,
         };
         lexicon.check_unique()?;
         Ok(lexicon)
