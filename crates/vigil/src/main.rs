@@ -1,3 +1,255 @@
-//! The `vigil` command line.
+//! The `vigil` command line: parses flags, loads the configuration and calls the library.
 
-fn main() {}
+mod bench;
+mod config;
+mod inputs;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use vigil_analysis::report::{self, OutputFormat};
+use vigil_analysis::score::ScoringConfig;
+use vigil_analysis::{eval, Engine};
+use vigil_catalog::Catalog;
+use vigil_core::{Review, Severity};
+
+use crate::config::{Config, LogFormat};
+
+/// Vigil finds the security and privacy risks in planned work (design documents, Jira, GitHub,
+/// Azure DevOps, Linear, Confluence) before code exists.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file [default: config/vigil.toml when present].
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log filter (overrides [log] level), e.g. `info` or `vigil=debug`.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Log format (overrides [log] format).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Analyse design documents and tickets: a data-flow diagram and ranked findings for each.
+    Analyze(AnalyzeArgs),
+    /// Measure analysis quality on evaluation cases (folders with an artifact and gold.toml).
+    Eval(EvalArgs),
+    /// Time the deterministic pipeline on a 1,000-word design document.
+    Bench(bench::BenchArgs),
+    /// List or show the threat rules in use (built in, plus the rules folder).
+    Rules(RulesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AnalyzeArgs {
+    /// Files or folders (read recursively). Formats are detected from content: Markdown, HTML,
+    /// Confluence storage format, Jira (REST v2/v3, search results), GitHub, Azure DevOps, Linear.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, default_value = "table")]
+    format: OutputFormat,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Folder of customer rules (overrides [analysis] rules_dir).
+    #[arg(long, value_name = "DIR")]
+    rules_dir: Option<PathBuf>,
+    /// Exit with status 3 when a finding of this severity or higher is found.
+    #[arg(long, value_name = "SEVERITY")]
+    fail_on: Option<Severity>,
+    /// Colour the table output (default: when standard output is a terminal).
+    #[arg(long)]
+    color: Option<bool>,
+}
+
+#[derive(Debug, clap::Args)]
+struct EvalArgs {
+    /// Folder of evaluation cases.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write the report to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Folder of customer rules (overrides [analysis] rules_dir).
+    #[arg(long, value_name = "DIR")]
+    rules_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RulesArgs {
+    /// Show one rule in full.
+    #[arg(value_name = "RULE_ID")]
+    id: Option<String>,
+    /// Folder of customer rules (overrides [analysis] rules_dir).
+    #[arg(long, value_name = "DIR")]
+    rules_dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(level) = cli.log_level {
+        config.log.level = level;
+    }
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    init_logging(&config)?;
+    match cli.command {
+        Command::Analyze(args) => analyze(&config, args),
+        Command::Eval(args) => run_eval(&config, args),
+        Command::Bench(args) => {
+            let engine = engine(&config, None)?;
+            bench::run(&engine, &args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules(args) => rules(&config, args),
+    }
+}
+
+fn init_logging(config: &Config) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("invalid log filter `{}`", config.log.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+fn catalog(config: &Config, rules_dir: Option<&Path>) -> Result<Catalog> {
+    let dir = rules_dir.or(config.analysis.rules_dir.as_deref());
+    match dir {
+        Some(dir) => Catalog::with_overrides(dir).with_context(|| format!("loading rules from {}", dir.display())),
+        None => Catalog::embedded().context("loading the built-in catalogue"),
+    }
+}
+
+fn engine(config: &Config, rules_dir: Option<&Path>) -> Result<Engine> {
+    let started = std::time::Instant::now();
+    let catalog = catalog(config, rules_dir)?;
+    let scoring: ScoringConfig = config.scoring.clone();
+    let engine = Engine::new(catalog, scoring, config.analysis.limits());
+    tracing::info!(rules = engine.catalog().rules.len(), ms = started.elapsed().as_millis() as u64, "catalogue loaded");
+    Ok(engine)
+}
+
+fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
+    let engine = engine(config, args.rules_dir.as_deref())?;
+    let files = inputs::collect(&args.paths)?;
+    if files.is_empty() {
+        bail!("no input files found under the given paths");
+    }
+    let progress = files.len() > 1 && std::io::stderr().is_terminal();
+    let mut reviews: Vec<Review> = Vec::new();
+    let mut failed = 0usize;
+    for (i, file) in files.iter().enumerate() {
+        if progress {
+            eprint!("\ranalysing {}/{}: {}\x1b[K", i + 1, files.len(), file.display());
+        }
+        match analyze_file(&engine, config, file) {
+            Ok(mut r) => reviews.append(&mut r),
+            Err(err) => {
+                if progress {
+                    eprintln!();
+                }
+                eprintln!("error: {err:#}");
+                failed += 1;
+            }
+        }
+    }
+    if progress {
+        eprintln!("\ranalysed {} file(s), {} artifact(s)\x1b[K", files.len(), reviews.len());
+    }
+    let color = args.color.unwrap_or_else(|| args.output.is_none() && std::io::stdout().is_terminal());
+    let rendered = match args.format {
+        OutputFormat::Table => report::table::render_table(&reviews, color),
+        format => report::render(&reviews, format),
+    };
+    write_output(args.output.as_deref(), &rendered)?;
+    if failed > 0 {
+        eprintln!("{failed} of {} file(s) could not be analysed", files.len());
+        return Ok(ExitCode::from(1));
+    }
+    let over = args.fail_on.is_some_and(|s| reviews.iter().flat_map(|r| &r.findings).any(|f| f.score.severity >= s));
+    Ok(if over { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+fn analyze_file(engine: &Engine, config: &Config, file: &Path) -> Result<Vec<Review>> {
+    let size = std::fs::metadata(file).with_context(|| format!("{}: cannot read", file.display()))?.len();
+    let limit = config.analysis.max_input_bytes;
+    if size > limit as u64 {
+        bail!("{}: {size} bytes is over the {limit}-byte limit ([analysis] max_input_bytes)", file.display());
+    }
+    let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let started = std::time::Instant::now();
+    let reviews = engine.analyze_bytes(&file.display().to_string(), &bytes)?;
+    tracing::debug!(file = %file.display(), artifacts = reviews.len(), ms = started.elapsed().as_millis() as u64, "analysed");
+    Ok(reviews)
+}
+
+fn run_eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
+    let engine = engine(config, args.rules_dir.as_deref())?;
+    if !args.dir.is_dir() {
+        bail!("{} is not a folder of evaluation cases", args.dir.display());
+    }
+    let report = eval::evaluate_dir(&engine, &args.dir)?;
+    let rendered = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.to_table() };
+    write_output(args.output.as_deref(), &rendered)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rules(config: &Config, args: RulesArgs) -> Result<ExitCode> {
+    let catalog = catalog(config, args.rules_dir.as_deref())?;
+    let mut out = String::new();
+    match args.id {
+        Some(id) => {
+            let rule = catalog.rules.get(&id).with_context(|| format!("no rule `{id}`"))?;
+            out = toml::to_string_pretty(rule)?;
+        }
+        None => {
+            for rule in catalog.rules.iter() {
+                let state = if rule.enabled { "" } else { "  (disabled)" };
+                out.push_str(&format!("{:<10} {:<22} {}{state}\n", rule.id, rule.category.as_str(), rule.title));
+            }
+        }
+    }
+    write_output(None, &out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
+    match path {
+        Some(p) => std::fs::write(p, text).with_context(|| format!("cannot write {}", p.display())),
+        None => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.context("cannot write to standard output"),
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The typed configuration: compiled-in defaults, then `config/vigil.toml` (or `--config`), then
+//! `VIGIL__SECTION__KEY` environment variables, then command-line flags. Unknown keys are an
+//! error wherever they come from.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use vigil_analysis::normalize::Limits;
+use vigil_analysis::score::ScoringConfig;
+
+/// Where the configuration file is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "config/vigil.toml";
+
+/// `[analysis]`: input limits and customer rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisConfig {
+    /// Largest input file accepted, in bytes.
+    pub max_input_bytes: usize,
+    /// Deepest nesting accepted in JSON and markup.
+    pub max_depth: usize,
+    /// Folder of customer rules (`*.toml`) that add to or override the catalogue.
+    pub rules_dir: Option<PathBuf>,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        AnalysisConfig { max_input_bytes: limits.max_bytes, max_depth: limits.max_depth, rules_dir: None }
+    }
+}
+
+impl AnalysisConfig {
+    /// The input limits.
+    pub fn limits(&self) -> Limits {
+        Limits { max_bytes: self.max_input_bytes, max_depth: self.max_depth }
+    }
+}
+
+/// `[log]`: level and format of diagnostics on stderr.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `warn`, `info`, `vigil=debug`, ...
+    pub level: String,
+    /// `human` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "warn".to_owned(), format: LogFormat::Human }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// For people.
+    Human,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Analysis limits and rules.
+    pub analysis: AnalysisConfig,
+    /// Scoring weights, severity bands and SLAs.
+    pub scoring: ScoringConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+impl Config {
+    /// Loads defaults < file < environment. `explicit` is `--config`: it must exist; without
+    /// it, `config/vigil.toml` is read when present.
+    pub fn load(explicit: Option<&Path>) -> Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Config::load_from(explicit, &env)
+    }
+
+    /// As [`Config::load`], with the environment given.
+    pub fn load_from(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Config> {
+        let mut tree = toml::Table::new();
+        let file = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
+        };
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            tree = toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display()))?;
+        }
+        for (key, value) in env {
+            let Some(rest) = key.strip_prefix("VIGIL__") else { continue };
+            set_path(&mut tree, rest, value).with_context(|| format!("environment variable {key}"))?;
+        }
+        let origin = file.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
+        let config: Config = toml::Value::Table(tree)
+            .try_into()
+            .with_context(|| format!("invalid configuration (from {origin} and VIGIL__ variables)"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        let s = &self.scoring;
+        let b = &s.bands;
+        if !(b.critical > b.high && b.high > b.medium && b.medium > b.low && b.low >= 0.0 && b.critical <= 10.0) {
+            bail!("scoring.bands must satisfy 10 >= critical > high > medium > low >= 0");
+        }
+        if !(0.0..=1.0).contains(&s.urgency_share) {
+            bail!("scoring.urgency_share must be between 0 and 1");
+        }
+        if s.exploitability_weight <= 0.0 || s.blast_radius_weight <= 0.0 {
+            bail!("scoring.exploitability_weight and blast_radius_weight must be positive");
+        }
+        if self.analysis.max_input_bytes == 0 || self.analysis.max_depth == 0 {
+            bail!("analysis.max_input_bytes and analysis.max_depth must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// Sets `SECTION__KEY[__SUBKEY]` in the tree; the value is read as TOML when it parses as a
+/// TOML value (numbers, booleans, arrays), else as a string.
+fn set_path(tree: &mut toml::Table, path: &str, value: &str) -> Result<()> {
+    let parts: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+    if parts.iter().any(String::is_empty) {
+        bail!("malformed name: use VIGIL__SECTION__KEY");
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    let (last, sections) = parts.split_last().expect("split yields at least one part");
+    let mut table = tree;
+    for section in sections {
+        let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry.as_table_mut().with_context(|| format!("`{section}` is not a section"))?;
+    }
+    table.insert(last.clone(), parsed);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_load_without_a_file() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = std::env::temp_dir().join(format!("vigil-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vigil.toml");
+        std::fs::write(&path, "[scoring]\nurgency_share = 0.5\n[scoring.bands]\nhigh = 6.5\n").unwrap();
+        let c = Config::load_from(Some(&path), &env(&[("VIGIL__SCORING__URGENCY_SHARE", "0.1")])).unwrap();
+        assert_eq!(c.scoring.urgency_share, 0.1);
+        assert_eq!(c.scoring.bands.high, 6.5);
+        let c = Config::load_from(Some(&path), &env(&[("VIGIL__LOG__LEVEL", "debug")])).unwrap();
+        assert_eq!(c.log.level, "debug");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::load_from(None, &env(&[("VIGIL__SCORING__URGENCY", "1")])).unwrap_err();
+        assert!(format!("{err:#}").contains("urgency"), "{err:#}");
+        let err = Config::load_from(None, &env(&[("VIGIL__NOPE__X", "1")])).unwrap_err();
+        assert!(format!("{err:#}").contains("nope"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_bands_are_rejected() {
+        let err = Config::load_from(None, &env(&[("VIGIL__SCORING__BANDS__HIGH", "9.5")])).unwrap_err();
+        assert!(err.to_string().contains("bands"));
+    }
+
+    #[test]
+    fn shipped_example_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/vigil.toml");
+        assert_eq!(Config::load_from(Some(&path), &[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load_from(Some(Path::new("/nonexistent/vigil.toml")), &[]).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/vigil.toml"));
+    }
+}
