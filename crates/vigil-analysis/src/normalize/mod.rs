@@ -1,9 +1,24 @@
 //! Normalization: detects the format of an input from its content and turns it into artifacts
 //! made of sections whose text maps back to byte offsets in the original.
+//!
+//! JSON (first non-blank byte `{` or `[`) is read by shape: Jira, GitHub, Azure DevOps, Linear.
+//! Markup is Confluence storage when it holds `ac:`/`ri:` elements, else HTML. Anything else is
+//! Markdown, plain text included.
 
-use vigil_core::Artifact;
+mod adf;
+mod html;
+mod json;
+mod markdown;
+mod sections;
+mod tickets;
+mod wiki;
 
-use crate::error::Result;
+use std::path::Path;
+
+use vigil_core::{Artifact, ArtifactMeta, SourceFormat};
+
+use crate::error::{Error, Result};
+use sections::{SectionBuilder, Source};
 
 /// Limits on untrusted input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,13 +31,84 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { max_bytes: 32 * 1024 * 1024, max_depth: 256 }
+        Limits {
+            max_bytes: 32 * 1024 * 1024,
+            max_depth: 256,
+        }
     }
 }
 
 /// Detects the format of `bytes` and normalizes them into one artifact (or several, for a Jira
 /// search result).
 pub fn normalize(origin: &str, bytes: &[u8], limits: &Limits) -> Result<Vec<Artifact>> {
-    let _ = (origin, bytes, limits);
-    Ok(Vec::new())
+    if bytes.len() > limits.max_bytes {
+        return Err(Error::TooLarge {
+            origin: origin.to_string(),
+            size: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::InvalidUtf8 {
+        origin: origin.to_string(),
+        offset: e.valid_up_to(),
+    })?;
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let Some(first) = body.trim_start().bytes().next() else {
+        return Err(Error::Empty {
+            origin: origin.to_string(),
+        });
+    };
+
+    if matches!(first, b'{' | b'[') {
+        return tickets::normalize(origin, text, limits);
+    }
+    document(origin, body, text.len() - body.len(), limits).map(|a| vec![a])
+}
+
+/// A Markdown, HTML or Confluence document starting at byte `base` of the file.
+fn document(origin: &str, body: &str, base: usize, limits: &Limits) -> Result<Artifact> {
+    let src = Source::file(body, base);
+    let mut b = SectionBuilder::new();
+    let format = if html::looks_like_markup(body) {
+        html::render(&src, &mut b, origin, limits.max_depth)?;
+        if html::is_confluence(body) {
+            SourceFormat::ConfluenceStorage
+        } else {
+            SourceFormat::Html
+        }
+    } else {
+        markdown::render(&src, &mut b);
+        SourceFormat::Markdown
+    };
+
+    let headings = b.headings();
+    let title = headings
+        .iter()
+        .find(|(level, _)| *level == 1)
+        .or(headings.first())
+        .map(|(_, h)| h.clone())
+        .unwrap_or_else(|| file_stem(origin));
+    let sections = b.finish();
+    if sections.is_empty() {
+        return Err(Error::NoText {
+            origin: origin.to_string(),
+        });
+    }
+    Ok(Artifact {
+        id: file_stem(origin),
+        title,
+        format,
+        origin: origin.to_string(),
+        meta: ArtifactMeta::default(),
+        sections,
+    })
+}
+
+/// The file name of `origin` without its extension (the whole origin when it has none).
+fn file_stem(origin: &str) -> String {
+    Path::new(origin)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| origin.to_string())
 }
