@@ -42,7 +42,12 @@ impl TermSet {
         let slice = &text[range.clone()];
         self.automaton
             .find_iter(slice)
-            .map(|m| (range.start + m.start()..range.start + m.end(), m.pattern().as_usize()))
+            .map(|m| {
+                (
+                    range.start + m.start()..range.start + m.end(),
+                    m.pattern().as_usize(),
+                )
+            })
             .filter(|(r, _)| text::on_word_boundaries(text, r))
             .map(|(r, p)| (r, self.entries[p].0, self.entries[p].1))
             .collect()
@@ -79,7 +84,11 @@ impl Matcher {
                 component_terms.push((name.clone(), i, false));
             }
         }
-        let words = |list: &[String]| list.iter().map(|w| w.to_lowercase()).collect::<HashSet<_>>();
+        let words = |list: &[String]| {
+            list.iter()
+                .map(|w| w.to_lowercase())
+                .collect::<HashSet<_>>()
+        };
         let mut verbs: HashSet<String> = lexicon.language.verb_forms().into_iter().collect();
         for interaction in &lexicon.interactions {
             for verb in &interaction.verbs {
@@ -187,7 +196,12 @@ struct Mention {
 
 /// Reads one artifact.
 pub fn extract(artifact: &Artifact, lexicon: &Lexicon, matcher: &Matcher) -> Facts {
-    let mut reader = Reader { lexicon, m: matcher, facts: Facts::default(), index: HashMap::new() };
+    let mut reader = Reader {
+        lexicon,
+        m: matcher,
+        facts: Facts::default(),
+        index: HashMap::new(),
+    };
     for section in &artifact.sections {
         reader.section(section);
     }
@@ -210,7 +224,9 @@ impl Reader<'_> {
         for sentence in text::sentences(&section.text) {
             let evidence = self.evidence(section, &path, sentence.clone());
             let tokens = text::tokens(&section.text, sentence.clone());
-            let Some(first) = tokens.first() else { continue };
+            let Some(first) = tokens.first() else {
+                continue;
+            };
             let starts_line = section.text[..sentence.start].ends_with('\n') || sentence.start == 0;
             if starts_line {
                 line_start = sentence.start;
@@ -219,7 +235,10 @@ impl Reader<'_> {
             if let Some(m) = mentions.first() {
                 // A sentence that is only a name ("Browser.", a table's first cell) introduces it.
                 let rest = &section.text[m.range.end..sentence.end];
-                if starts_line && m.range.start == first.range.start && rest.trim_matches(['.', ':', ' ']).is_empty() {
+                if starts_line
+                    && m.range.start == first.range.start
+                    && rest.trim_matches(['.', ':', ' ']).is_empty()
+                {
                     self.facts.entities[m.entity].defined = true;
                 }
             }
@@ -232,7 +251,14 @@ impl Reader<'_> {
             targets.dedup();
             self.facts_of_sentence(section, sentence.clone(), &tokens, &evidence, &targets);
             let subject = pronoun_subject.then_some(focus).flatten();
-            self.flows_of_sentence(section, sentence.clone(), &tokens, &mentions, &evidence, subject);
+            self.flows_of_sentence(
+                section,
+                sentence.clone(),
+                &tokens,
+                &mentions,
+                &evidence,
+                subject,
+            );
             if let Some(m) = mentions.first() {
                 // The subject of a sentence stays in focus for the pronouns that follow it.
                 if !pronoun_subject || focus.is_none() {
@@ -246,7 +272,12 @@ impl Reader<'_> {
 
     fn evidence(&self, section: &Section, path: &str, range: Range<usize>) -> Evidence {
         let orig = section.original_range(range.clone());
-        Evidence { text: section.text[range].to_owned(), start: orig.start, end: orig.end, section: path.to_owned() }
+        Evidence {
+            text: section.text[range].to_owned(),
+            start: orig.start,
+            end: orig.end,
+            section: path.to_owned(),
+        }
     }
 
     /// Finds the components named in a sentence and registers them.
@@ -265,7 +296,9 @@ impl Reader<'_> {
         while i < matches.len() {
             // Adjacent matches form one compound: "web app config", "PostgreSQL instance".
             let mut j = i;
-            while j + 1 < matches.len() && only_space(&text[matches[j].0.end..matches[j + 1].0.start]) {
+            while j + 1 < matches.len()
+                && only_space(&text[matches[j].0.end..matches[j + 1].0.start])
+            {
                 j += 1;
             }
             let compound = &matches[i..=j];
@@ -282,11 +315,16 @@ impl Reader<'_> {
                 .collect();
             let modifiers = self.modifiers(text, tokens, range.start);
             let name_range = modifiers.unwrap_or(range.start)..range.end;
-            let head_words: Vec<String> =
-                text[range.clone()].split_whitespace().map(str::to_lowercase).collect();
+            let head_words: Vec<String> = text[range.clone()]
+                .split_whitespace()
+                .map(str::to_lowercase)
+                .collect();
             let generic = modifiers.is_none() && technologies.is_empty() && compound.len() == 1;
             let vague = generic && self.m.weak_heads.contains(&head_words.join(" "))
-                || generic && head_words.iter().all(|w| self.m.weak_heads.contains(&text::singular(w)));
+                || generic
+                    && head_words
+                        .iter()
+                        .all(|w| self.m.weak_heads.contains(&text::singular(w)));
             let name = clean_name(&text[name_range.clone()]);
             let key = self.key(&name);
             if key.is_empty() {
@@ -297,7 +335,8 @@ impl Reader<'_> {
             } else {
                 None
             };
-            let entity = entity.unwrap_or_else(|| self.register(key.clone(), name.clone(), component, !vague));
+            let entity = entity
+                .unwrap_or_else(|| self.register(key.clone(), name.clone(), component, !vague));
             let ent = &mut self.facts.entities[entity];
             ent.technologies.extend(technologies);
             if !generic || ent.key == key {
@@ -306,7 +345,10 @@ impl Reader<'_> {
             if ent.mentions.len() < 12 && ent.mentions.last() != Some(evidence) {
                 ent.mentions.push(evidence.clone());
             }
-            out.push(Mention { range: name_range, entity });
+            out.push(Mention {
+                range: name_range,
+                entity,
+            });
         }
         out
     }
@@ -315,7 +357,9 @@ impl Reader<'_> {
         tokens
             .iter()
             .find(|t| t.range.start >= range.end)
-            .is_some_and(|t| t.range.start <= range.end + 1 && self.m.attribute_nouns.contains(&t.lower))
+            .is_some_and(|t| {
+                t.range.start <= range.end + 1 && self.m.attribute_nouns.contains(&t.lower)
+            })
     }
 
     /// The component type of a compound: its last head, unless that head is a vague container
@@ -342,12 +386,19 @@ impl Reader<'_> {
         let mut taken = 0;
         let mut meaningful = false;
         for t in tokens[..pos].iter().rev() {
-            if taken == MAX_MODIFIERS || t.range.end > next_start || !only_space(&text[t.range.end..next_start]) {
+            if taken == MAX_MODIFIERS
+                || t.range.end > next_start
+                || !only_space(&text[t.range.end..next_start])
+            {
                 break;
             }
             let w = t.lower.as_str();
             let numeric = w.chars().all(|c| c.is_ascii_digit() || c == '.');
-            if self.m.stopwords.contains(w) || self.m.verbs.contains(w) || numeric || w.ends_with("ly") {
+            if self.m.stopwords.contains(w)
+                || self.m.verbs.contains(w)
+                || numeric
+                || w.ends_with("ly")
+            {
                 break;
             }
             meaningful |= !self.m.weak_modifiers.contains(w);
@@ -361,7 +412,10 @@ impl Reader<'_> {
     fn key(&self, name: &str) -> Vec<String> {
         let mut words: Vec<String> = name
             .split(|c: char| c.is_whitespace() || c == '-' || c == '/')
-            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
             .filter(|w| !w.is_empty() && !self.m.stopwords.contains(w))
             .collect();
         if let Some(last) = words.last_mut() {
@@ -394,10 +448,19 @@ impl Reader<'_> {
     }
 
     fn last_mention(&self, entity: usize) -> usize {
-        self.facts.entities[entity].mentions.last().map_or(0, |m| m.start)
+        self.facts.entities[entity]
+            .mentions
+            .last()
+            .map_or(0, |m| m.start)
     }
 
-    fn register(&mut self, key: Vec<String>, name: String, component: usize, specific: bool) -> usize {
+    fn register(
+        &mut self,
+        key: Vec<String>,
+        name: String,
+        component: usize,
+        specific: bool,
+    ) -> usize {
         if let Some(&i) = self.index.get(&key) {
             self.facts.entities[i].specific |= specific;
             return i;
@@ -509,12 +572,23 @@ impl Reader<'_> {
                 if object == subject {
                     continue;
                 }
-                let (from, to) = if reverse { (object, subject) } else { (subject, object) };
+                let (from, to) = if reverse {
+                    (object, subject)
+                } else {
+                    (subject, object)
+                };
                 pairs.push((from, to, id.clone()));
             }
         }
         for (from, to, interaction) in pairs {
-            self.add_flow(section, sentence.clone(), tokens, evidence, (from, to), interaction);
+            self.add_flow(
+                section,
+                sentence.clone(),
+                tokens,
+                evidence,
+                (from, to),
+                interaction,
+            );
         }
     }
 
@@ -529,7 +603,10 @@ impl Reader<'_> {
     ) {
         let text = &section.text;
         let pick = |set: &TermSet, ids: &dyn Fn(usize) -> String| -> Vec<String> {
-            set.find(text, range.clone()).into_iter().map(|(_, e, _)| ids(e)).collect()
+            set.find(text, range.clone())
+                .into_iter()
+                .map(|(_, e, _)| ids(e))
+                .collect()
         };
         let data = pick(&self.m.data, &|e| self.lexicon.data_classes[e].id.clone());
         let signals = pick(&self.m.signals, &|e| self.lexicon.signals[e].id.clone());
@@ -543,7 +620,11 @@ impl Reader<'_> {
                 stated.push(id);
             }
         }
-        let existing = self.facts.flows.iter().position(|f| f.from == from && f.to == to);
+        let existing = self
+            .facts
+            .flows
+            .iter()
+            .position(|f| f.from == from && f.to == to);
         let flow = match existing {
             Some(i) => &mut self.facts.flows[i],
             None => {
@@ -645,8 +726,15 @@ impl Entity {
     fn best_form(&self) -> String {
         self.forms
             .iter()
-            .max_by(|a, b| a.1.cmp(b.1).then(a.0.len().cmp(&b.0.len())).then(b.0.cmp(a.0)))
-            .map_or_else(|| self.name.clone(), |(form, _)| text::capitalize_first(form))
+            .max_by(|a, b| {
+                a.1.cmp(b.1)
+                    .then(a.0.len().cmp(&b.0.len()))
+                    .then(b.0.cmp(a.0))
+            })
+            .map_or_else(
+                || self.name.clone(),
+                |(form, _)| text::capitalize_first(form),
+            )
     }
 }
 
@@ -682,12 +770,26 @@ fn add_all(map: &mut FactMap, ids: &[String], evidence: &Evidence) {
 }
 
 /// Whether a negation cue stands within a few words before `range`, in the same clause.
-fn negated(text: &str, tokens: &[Token], negations: &[(Range<usize>, usize, bool)], range: &Range<usize>) -> bool {
-    let pos = tokens.iter().position(|t| t.range.start >= range.start).unwrap_or(tokens.len());
-    let window_start = tokens[..pos].iter().rev().nth(NEGATION_WINDOW - 1).map_or(0, |t| t.range.start);
+fn negated(
+    text: &str,
+    tokens: &[Token],
+    negations: &[(Range<usize>, usize, bool)],
+    range: &Range<usize>,
+) -> bool {
+    let pos = tokens
+        .iter()
+        .position(|t| t.range.start >= range.start)
+        .unwrap_or(tokens.len());
+    let window_start = tokens[..pos]
+        .iter()
+        .rev()
+        .nth(NEGATION_WINDOW - 1)
+        .map_or(0, |t| t.range.start);
     let window_start = window_start.max(tokens.first().map_or(0, |t| t.range.start));
     negations.iter().any(|(r, _, _)| {
-        (r.start >= window_start && r.end <= range.start && !text[r.end..range.start].contains([',', ';', '(']))
+        (r.start >= window_start
+            && r.end <= range.start
+            && !text[r.end..range.start].contains([',', ';', '(']))
             || (r.start <= range.start && r.end >= range.end)
     })
 }
@@ -697,5 +799,9 @@ fn only_space(s: &str) -> bool {
 }
 
 fn clean_name(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ").trim_matches(|c: char| !c.is_alphanumeric()).to_owned()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_owned()
 }

@@ -83,9 +83,14 @@ pub fn build(facts: &Facts, lexicon: &Lexicon) -> Model {
         model.node_facts.push(node_facts);
     }
     for flow in &facts.flows {
-        let (Some(from), Some(to)) = (node_of[flow.from], node_of[flow.to]) else { continue };
+        let (Some(from), Some(to)) = (node_of[flow.from], node_of[flow.to]) else {
+            continue;
+        };
         let id = format!("f{}", model.dfd.flows.len() + 1);
-        let zones = (model.dfd.nodes[from].trust_zone, model.dfd.nodes[to].trust_zone);
+        let zones = (
+            model.dfd.nodes[from].trust_zone,
+            model.dfd.nodes[to].trust_zone,
+        );
         let protocol = protocol(&flow.evidence);
         model.dfd.flows.push(DataFlow {
             id,
@@ -111,7 +116,10 @@ pub fn build(facts: &Facts, lexicon: &Lexicon) -> Model {
         // A store holds what flows into it.
         if model.dfd.nodes[to].kind == ElementKind::DataStore {
             for (class, evidence) in &flow.data {
-                model.node_facts[to].data.entry(class.clone()).or_insert_with(|| evidence.clone());
+                model.node_facts[to]
+                    .data
+                    .entry(class.clone())
+                    .or_insert_with(|| evidence.clone());
             }
         }
     }
@@ -175,7 +183,10 @@ fn finish(model: &mut Model, lexicon: &Lexicon) {
         if node.kind == ElementKind::DataStore && most_sensitive >= 4 {
             node.trust_zone = TrustZone::Restricted;
         }
-        if EXPOSURE_SIGNALS.iter().any(|s| facts.signals.contains_key(*s)) {
+        if EXPOSURE_SIGNALS
+            .iter()
+            .any(|s| facts.signals.contains_key(*s))
+        {
             node.entry_point = true;
         }
     }
@@ -196,8 +207,18 @@ fn finish(model: &mut Model, lexicon: &Lexicon) {
         }
     }
     for (flow, facts) in model.dfd.flows.iter_mut().zip(&model.flow_facts) {
-        let from = model.dfd.nodes.iter().find(|n| n.id == flow.from).map(|n| n.trust_zone);
-        let to = model.dfd.nodes.iter().find(|n| n.id == flow.to).map(|n| n.trust_zone);
+        let from = model
+            .dfd
+            .nodes
+            .iter()
+            .find(|n| n.id == flow.from)
+            .map(|n| n.trust_zone);
+        let to = model
+            .dfd
+            .nodes
+            .iter()
+            .find(|n| n.id == flow.to)
+            .map(|n| n.trust_zone);
         if let (Some(a), Some(b)) = (from, to) {
             flow.crosses_boundary = a != b;
             flow.boundary = (a != b).then(|| boundary_id(a, b));
@@ -229,13 +250,22 @@ fn finish(model: &mut Model, lexicon: &Lexicon) {
     }
     boundaries.sort_by(|a, b| a.id.cmp(&b.id));
     model.dfd.boundaries = boundaries;
-    model.dfd.entry_points =
-        model.dfd.nodes.iter().filter(|n| n.entry_point).map(|n| n.id.clone()).collect();
+    model.dfd.entry_points = model
+        .dfd
+        .nodes
+        .iter()
+        .filter(|n| n.entry_point)
+        .map(|n| n.id.clone())
+        .collect();
 }
 
 fn boundary_id(a: TrustZone, b: TrustZone) -> String {
     let (outer, inner) = if a < b { (a, b) } else { (b, a) };
-    format!("b-{}-{}", outer.as_str().replace('_', "-"), inner.as_str().replace('_', "-"))
+    format!(
+        "b-{}-{}",
+        outer.as_str().replace('_', "-"),
+        inner.as_str().replace('_', "-")
+    )
 }
 
 fn protocol(evidence: &[Evidence]) -> Option<String> {
@@ -246,6 +276,9 @@ fn protocol(evidence: &[Evidence]) -> Option<String> {
             .filter(|w| !w.is_empty())
             .map(str::to_lowercase)
             .collect();
-        PROTOCOLS.iter().find(|(word, _)| words.iter().any(|w| w == word)).map(|(_, p)| (*p).to_owned())
+        PROTOCOLS
+            .iter()
+            .find(|(word, _)| words.iter().any(|w| w == word))
+            .map(|(_, p)| (*p).to_owned())
     })
 }

@@ -25,13 +25,20 @@ pub fn find(dfd: &Dfd, findings: &[Finding], lexicon: &Lexicon, limit: usize) ->
             }
             let score = (weakest * value * 100.0).round() / 10.0;
             let key = (path[0], target);
-            if best.get(&key).is_none_or(|(s, p)| score > *s || (score == *s && path.len() < p.len())) {
+            if best
+                .get(&key)
+                .is_none_or(|(s, p)| score > *s || (score == *s && path.len() < p.len()))
+            {
                 best.insert(key, (score, path.to_vec()));
             }
         });
     }
     let mut ranked: Vec<(f64, Vec<usize>)> = best.into_values().collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.len().cmp(&b.1.len())).then(a.1.cmp(&b.1)));
+    ranked.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.len().cmp(&b.1.len()))
+            .then(a.1.cmp(&b.1))
+    });
     ranked
         .into_iter()
         .take(limit)
@@ -71,7 +78,11 @@ impl<'a> Graph<'a> {
                 node_findings[i].push(f);
             }
         }
-        Graph { adjacency, node_findings, flow_findings }
+        Graph {
+            adjacency,
+            node_findings,
+            flow_findings,
+        }
     }
 
     fn starts(&self, dfd: &Dfd) -> Vec<usize> {
@@ -100,7 +111,9 @@ impl<'a> Graph<'a> {
             if path.contains(&next) {
                 continue;
             }
-            let Some(strength) = self.step_strength(next, flow) else { continue };
+            let Some(strength) = self.step_strength(next, flow) else {
+                continue;
+            };
             path.push(next);
             self.walk(path, weakest.min(strength), visit);
             path.pop();
@@ -113,12 +126,24 @@ impl<'a> Graph<'a> {
             .map(|&n| AttackStep {
                 element: dfd.nodes[n].id.clone(),
                 element_name: dfd.nodes[n].name.clone(),
-                findings: self.node_findings[n].iter().take(3).map(|f| f.id.clone()).collect(),
+                findings: self.node_findings[n]
+                    .iter()
+                    .take(3)
+                    .map(|f| f.id.clone())
+                    .collect(),
             })
             .collect();
         let names: Vec<&str> = steps.iter().map(|s| s.element_name.as_str()).collect();
-        let first_finding = |n: usize| self.node_findings[n].first().map(|f| f.title.to_lowercase());
-        let how = path.iter().skip(1).find_map(|&n| first_finding(n)).unwrap_or_default();
+        let first_finding = |n: usize| {
+            self.node_findings[n]
+                .first()
+                .map(|f| f.title.to_lowercase())
+        };
+        let how = path
+            .iter()
+            .skip(1)
+            .find_map(|&n| first_finding(n))
+            .unwrap_or_default();
         AttackPath {
             id: format!("p{}", i + 1),
             summary: format!("From {} to {}: {}", names[0], names[names.len() - 1], how),
@@ -134,8 +159,16 @@ fn target_value(dfd: &Dfd, node: usize, lexicon: &Lexicon) -> f64 {
     if n.kind != ElementKind::DataStore {
         return 0.0;
     }
-    let sensitivity = n.data.iter().filter_map(|d| lexicon.data_class(d)).map(|d| d.sensitivity).max().unwrap_or(0);
-    let criticality = lexicon.component(&n.component).map_or(0.5, |c| c.criticality);
+    let sensitivity = n
+        .data
+        .iter()
+        .filter_map(|d| lexicon.data_class(d))
+        .map(|d| d.sensitivity)
+        .max()
+        .unwrap_or(0);
+    let criticality = lexicon
+        .component(&n.component)
+        .map_or(0.5, |c| c.criticality);
     if sensitivity < 3 && criticality < 0.9 {
         return 0.0;
     }

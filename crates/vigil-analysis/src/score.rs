@@ -29,7 +29,13 @@ pub struct ExploitabilityWeights {
 
 impl Default for ExploitabilityWeights {
     fn default() -> Self {
-        ExploitabilityWeights { attack_complexity: 1.0, access: 1.5, user_interaction: 0.5, controls: 1.0, evidence: 1.0 }
+        ExploitabilityWeights {
+            attack_complexity: 1.0,
+            access: 1.5,
+            user_interaction: 0.5,
+            controls: 1.0,
+            evidence: 1.0,
+        }
     }
 }
 
@@ -75,7 +81,11 @@ pub struct UrgencyWeights {
 
 impl Default for UrgencyWeights {
     fn default() -> Self {
-        UrgencyWeights { due_date: 1.0, dependencies: 0.5, known_exploited: 1.0 }
+        UrgencyWeights {
+            due_date: 1.0,
+            dependencies: 0.5,
+            known_exploited: 1.0,
+        }
     }
 }
 
@@ -95,7 +105,12 @@ pub struct SeverityBands {
 
 impl Default for SeverityBands {
     fn default() -> Self {
-        SeverityBands { critical: 9.0, high: 7.0, medium: 4.0, low: 1.0 }
+        SeverityBands {
+            critical: 9.0,
+            high: 7.0,
+            medium: 4.0,
+            low: 1.0,
+        }
     }
 }
 
@@ -132,7 +147,12 @@ pub struct SlaDays {
 
 impl Default for SlaDays {
     fn default() -> Self {
-        SlaDays { critical: 7, high: 30, medium: 90, low: 120 }
+        SlaDays {
+            critical: 7,
+            high: 30,
+            medium: 90,
+            low: 120,
+        }
     }
 }
 
@@ -198,7 +218,12 @@ pub struct FactorGroupBuilder {
 impl FactorGroupBuilder {
     /// Adds a factor.
     pub fn add(mut self, name: &str, value: f64, weight: f64, reason: impl Into<String>) -> Self {
-        self.factors.push(Factor { name: name.to_owned(), value: round2(value), weight, reason: reason.into() });
+        self.factors.push(Factor {
+            name: name.to_owned(),
+            value: round2(value),
+            weight,
+            reason: reason.into(),
+        });
         self
     }
 
@@ -210,7 +235,10 @@ impl FactorGroupBuilder {
         } else {
             0.0
         };
-        FactorGroup { value: round2(value), factors: self.factors }
+        FactorGroup {
+            value: round2(value),
+            factors: self.factors,
+        }
     }
 }
 
@@ -232,12 +260,22 @@ pub fn score_all(
         })
         .collect();
     findings.sort_by(|a, b| {
-        b.score.value.total_cmp(&a.score.value).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.element.cmp(&b.element))
+        b.score
+            .value
+            .total_cmp(&a.score.value)
+            .then_with(|| a.rule.cmp(&b.rule))
+            .then_with(|| a.element.cmp(&b.element))
     });
     findings
 }
 
-fn score(c: &Candidate, model: &Model, timing: &Timing, catalog: &Catalog, config: &ScoringConfig) -> Score {
+fn score(
+    c: &Candidate,
+    model: &Model,
+    timing: &Timing,
+    catalog: &Catalog,
+    config: &ScoringConfig,
+) -> Score {
     let f = &c.finding;
     let rule = catalog.rules.get(&f.rule);
     let view = ElementView::of(f, model, catalog);
@@ -252,8 +290,13 @@ fn score(c: &Candidate, model: &Model, timing: &Timing, catalog: &Catalog, confi
     let value = (raw.clamp(0.0, 10.0) * 10.0).round() / 10.0;
     let mut adjustments = Vec::new();
     if let Some(control) = &c.partially_mitigated {
-        let label = catalog.lexicon.control(control).map_or(control.as_str(), |c| c.label.as_str());
-        adjustments.push(format!("lowered: the design states {label}, which addresses this threat"));
+        let label = catalog
+            .lexicon
+            .control(control)
+            .map_or(control.as_str(), |c| c.label.as_str());
+        adjustments.push(format!(
+            "lowered: the design states {label}, which addresses this threat"
+        ));
     }
     Score {
         value,
@@ -288,13 +331,25 @@ impl ElementView {
     fn of(f: &Finding, model: &Model, catalog: &Catalog) -> ElementView {
         let dfd = &model.dfd;
         let _ = catalog;
-        let degree_of = |id: &str| dfd.flows.iter().filter(|fl| fl.from == id || fl.to == id).count();
+        let degree_of = |id: &str| {
+            dfd.flows
+                .iter()
+                .filter(|fl| fl.from == id || fl.to == id)
+                .count()
+        };
         let in_degree_of = |id: &str| dfd.flows.iter().filter(|fl| fl.to == id).count();
         if f.element_kind == ElementKind::Flow {
-            let i = dfd.flows.iter().position(|fl| fl.id == f.element).unwrap_or(0);
+            let i = dfd
+                .flows
+                .iter()
+                .position(|fl| fl.id == f.element)
+                .unwrap_or(0);
             let flow = &dfd.flows[i];
             let facts = &model.flow_facts[i];
-            let ends: Vec<_> = [&flow.from, &flow.to].into_iter().filter_map(|id| dfd.node(id)).collect();
+            let ends: Vec<_> = [&flow.from, &flow.to]
+                .into_iter()
+                .filter_map(|id| dfd.node(id))
+                .collect();
             let mut data: Vec<String> = facts.data.keys().cloned().collect();
             data.extend(ends.iter().flat_map(|n| n.data.iter().cloned()));
             return ElementView {
@@ -308,7 +363,11 @@ impl ElementView {
                 in_degree: ends.iter().map(|n| in_degree_of(&n.id)).max().unwrap_or(0),
             };
         }
-        let i = dfd.nodes.iter().position(|n| n.id == f.element).unwrap_or(0);
+        let i = dfd
+            .nodes
+            .iter()
+            .position(|n| n.id == f.element)
+            .unwrap_or(0);
         let node = &dfd.nodes[i];
         ElementView {
             zones: vec![node.trust_zone],
@@ -332,15 +391,23 @@ fn exploitability(
     let w = &config.exploitability;
     let likelihood = rule.map_or(0.6, |r| r.likelihood.value());
     let (access, access_reason) = access(view);
-    let (interaction, interaction_reason) = if view.signals.iter().any(|s| s == "social_engineering") {
-        (0.6, "a person has to be tricked first")
-    } else {
-        (1.0, "no user interaction needed")
-    };
-    let ruled_out = rule.and_then(|r| r.mitigated_by.iter().find(|m| view.absent_controls.contains(m)));
+    let (interaction, interaction_reason) =
+        if view.signals.iter().any(|s| s == "social_engineering") {
+            (0.6, "a person has to be tricked first")
+        } else {
+            (1.0, "no user interaction needed")
+        };
+    let ruled_out = rule.and_then(|r| {
+        r.mitigated_by
+            .iter()
+            .find(|m| view.absent_controls.contains(m))
+    });
     let (controls, controls_reason) = match (ruled_out, &c.partially_mitigated) {
         (Some(m), _) => (1.0, format!("the artifact rules out {m}")),
-        (None, Some(m)) => (0.5, format!("the design states {m} elsewhere, which lowers the odds")),
+        (None, Some(m)) => (
+            0.5,
+            format!("the design states {m} elsewhere, which lowers the odds"),
+        ),
         (None, None) => (0.8, "no control for this threat is stated".to_owned()),
     };
     let (evidence, evidence_reason) = match c.strength {
@@ -349,9 +416,19 @@ fn exploitability(
         _ => (0.5, "inferred from the kind of component"),
     };
     FactorGroupBuilder::default()
-        .add("attack_complexity", likelihood, w.attack_complexity, format!("rule likelihood {}", level_word(likelihood)))
+        .add(
+            "attack_complexity",
+            likelihood,
+            w.attack_complexity,
+            format!("rule likelihood {}", level_word(likelihood)),
+        )
         .add("access", access, w.access, access_reason)
-        .add("user_interaction", interaction, w.user_interaction, interaction_reason)
+        .add(
+            "user_interaction",
+            interaction,
+            w.user_interaction,
+            interaction_reason,
+        )
         .add("controls", controls, w.controls, controls_reason)
         .add("evidence", evidence, w.evidence, evidence_reason)
         .build()
@@ -373,7 +450,11 @@ fn access(view: &ElementView) -> (f64, String) {
             TrustZone::Restricted => 0.3,
         })
         .fold(0.0, f64::max);
-    let zone = view.zones.iter().max_by(|a, b| a.cmp(b)).map_or("unknown", |z| z.as_str());
+    let zone = view
+        .zones
+        .iter()
+        .max_by(|a, b| a.cmp(b))
+        .map_or("unknown", |z| z.as_str());
     (best, format!("needs a foothold in the {zone} zone first"))
 }
 
@@ -384,15 +465,28 @@ fn blast_radius(
     config: &ScoringConfig,
 ) -> FactorGroup {
     let w = &config.blast_radius;
-    let classes: Vec<_> = view.data.iter().filter_map(|d| catalog.lexicon.data_class(d)).collect();
+    let classes: Vec<_> = view
+        .data
+        .iter()
+        .filter_map(|d| catalog.lexicon.data_class(d))
+        .collect();
     let top = classes.iter().max_by_key(|d| d.sensitivity);
     let (data, data_reason) = match top {
-        Some(d) => (f64::from(d.sensitivity) / 4.0, format!("handles {}", d.label.to_lowercase())),
+        Some(d) => (
+            f64::from(d.sensitivity) / 4.0,
+            format!("handles {}", d.label.to_lowercase()),
+        ),
         None => (0.25, "no sensitive data named".to_owned()),
     };
-    let credentials = view.data.iter().any(|d| d == "credentials" || d == "tokens");
+    let credentials = view
+        .data
+        .iter()
+        .any(|d| d == "credentials" || d == "tokens");
     let (lateral, lateral_reason) = if credentials {
-        (0.9, "credentials or tokens here let an attacker move on".to_owned())
+        (
+            0.9,
+            "credentials or tokens here let an attacker move on".to_owned(),
+        )
     } else {
         let v = (0.3 + 0.1 * view.degree as f64).min(1.0);
         (v, format!("connected to {} flow(s)", view.degree))
@@ -403,8 +497,12 @@ fn blast_radius(
         .filter_map(|c| catalog.lexicon.component(c))
         .map(|c| c.criticality)
         .fold(0.0, f64::max);
-    let scopes: Vec<&str> = classes.iter().flat_map(|d| d.scopes.iter().map(String::as_str)).collect();
-    let (compliance, compliance_reason) = if scopes.iter().any(|s| *s == "pci_dss" || *s == "hipaa") {
+    let scopes: Vec<&str> = classes
+        .iter()
+        .flat_map(|d| d.scopes.iter().map(String::as_str))
+        .collect();
+    let (compliance, compliance_reason) = if scopes.iter().any(|s| *s == "pci_dss" || *s == "hipaa")
+    {
         (1.0, "in PCI DSS or HIPAA scope")
     } else if scopes.contains(&"gdpr") {
         (0.7, "personal data: privacy law in scope")
@@ -416,10 +514,30 @@ fn blast_radius(
     let impact = rule.map_or(0.6, |r| r.impact.value());
     FactorGroupBuilder::default()
         .add("data_class", data, w.data_class, data_reason)
-        .add("lateral_movement", lateral, w.lateral_movement, lateral_reason)
-        .add("business_criticality", criticality, w.business_criticality, "criticality of the component type")
-        .add("compliance_scope", compliance, w.compliance_scope, compliance_reason)
-        .add("threat_impact", impact, w.threat_impact, format!("rule impact {}", level_word(impact)))
+        .add(
+            "lateral_movement",
+            lateral,
+            w.lateral_movement,
+            lateral_reason,
+        )
+        .add(
+            "business_criticality",
+            criticality,
+            w.business_criticality,
+            "criticality of the component type",
+        )
+        .add(
+            "compliance_scope",
+            compliance,
+            w.compliance_scope,
+            compliance_reason,
+        )
+        .add(
+            "threat_impact",
+            impact,
+            w.threat_impact,
+            format!("rule impact {}", level_word(impact)),
+        )
         .build()
 }
 
@@ -435,12 +553,21 @@ fn urgency(
     let known = rule.is_some_and(|r| r.known_exploited);
     FactorGroupBuilder::default()
         .add("due_date", due, w.due_date, due_reason)
-        .add("dependencies", dependencies, w.dependencies, format!("{} flow(s) lead into it", view.in_degree))
+        .add(
+            "dependencies",
+            dependencies,
+            w.dependencies,
+            format!("{} flow(s) lead into it", view.in_degree),
+        )
         .add(
             "known_exploited",
             if known { 1.0 } else { 0.3 },
             w.known_exploited,
-            if known { "pattern widely exploited in the wild" } else { "not a commonly exploited pattern" },
+            if known {
+                "pattern widely exploited in the wild"
+            } else {
+                "not a commonly exploited pattern"
+            },
         )
         .build()
 }
@@ -453,13 +580,20 @@ struct Timing {
 
 impl Timing {
     fn of(artifact: &Artifact, config: &ScoringConfig) -> Timing {
-        let reference = config.as_of.as_deref().or(artifact.meta.updated.as_deref()).and_then(days_from_date);
+        let reference = config
+            .as_of
+            .as_deref()
+            .or(artifact.meta.updated.as_deref())
+            .and_then(days_from_date);
         let due = artifact.meta.due_date.as_deref().and_then(days_from_date);
         let days_left = match (due, reference) {
             (Some(d), Some(r)) => Some(d - r),
             _ => None,
         };
-        Timing { days_left, sprint: artifact.meta.sprint.clone() }
+        Timing {
+            days_left,
+            sprint: artifact.meta.sprint.clone(),
+        }
     }
 
     fn due_factor(&self) -> (f64, String) {
@@ -511,8 +645,14 @@ mod tests {
     #[test]
     fn dates_count_days() {
         assert_eq!(days_from_date("1970-01-01"), Some(0));
-        assert_eq!(days_from_date("2026-12-04T10:00:00Z").zip(days_from_date("2026-11-04")), Some((20_791, 20_761)));
-        assert_eq!(days_from_date("2024-03-01").map(|d| d - days_from_date("2024-02-28").unwrap()), Some(2));
+        assert_eq!(
+            days_from_date("2026-12-04T10:00:00Z").zip(days_from_date("2026-11-04")),
+            Some((20_791, 20_761))
+        );
+        assert_eq!(
+            days_from_date("2024-03-01").map(|d| d - days_from_date("2024-02-28").unwrap()),
+            Some(2)
+        );
         assert_eq!(days_from_date("garbage"), None);
     }
 
@@ -527,7 +667,10 @@ mod tests {
 
     #[test]
     fn groups_are_weighted_means() {
-        let g = FactorGroupBuilder::default().add("a", 1.0, 3.0, "").add("b", 0.0, 1.0, "").build();
+        let g = FactorGroupBuilder::default()
+            .add("a", 1.0, 3.0, "")
+            .add("b", 0.0, 1.0, "")
+            .build();
         assert_eq!(g.value, 0.75);
         assert_eq!(FactorGroupBuilder::default().build().value, 0.0);
     }

@@ -27,7 +27,8 @@ pub fn sentences(text: &str) -> Vec<Range<usize>> {
                 let next = bytes.get(i + 1).copied();
                 let after_space = next.is_none_or(|n| n == b' ' || n == b'\n' || n == b'\t');
                 // "e.g. " and "i.e. " and decimals do not end a sentence.
-                let abbreviation = i >= 3 && matches!(&text[i - 3..i], "e.g" | "i.e" | "etc" | " vs");
+                let abbreviation =
+                    i >= 3 && matches!(&text[i - 3..i], "e.g" | "i.e" | "etc" | " vs");
                 (after_space && !abbreviation).then_some(i + 1)
             }
             b'|' if i > 0 && bytes[i - 1] == b' ' && bytes.get(i + 1) == Some(&b' ') => Some(i),
@@ -59,7 +60,10 @@ pub fn tokens(text: &str, range: Range<usize>) -> Vec<Token> {
     let mut out = Vec::new();
     let mut word_start: Option<usize> = None;
     let slice = &text[range.clone()];
-    for (i, c) in slice.char_indices().chain(std::iter::once((slice.len(), ' '))) {
+    for (i, c) in slice
+        .char_indices()
+        .chain(std::iter::once((slice.len(), ' ')))
+    {
         let inner = c.is_alphanumeric() || matches!(c, '-' | '.' | '\'' | '/' | '_' | '+' | '#');
         match (word_start, inner) {
             (None, true) if c.is_alphanumeric() => word_start = Some(i),
@@ -79,7 +83,10 @@ fn push_word(slice: &str, mut r: Range<usize>, base: usize, out: &mut Vec<Token>
     }
     if r.end > r.start {
         let lower = slice[r.clone()].to_lowercase();
-        out.push(Token { range: base + r.start..base + r.end, lower });
+        out.push(Token {
+            range: base + r.start..base + r.end,
+            lower,
+        });
     }
 }
 
@@ -107,14 +114,23 @@ pub fn singular(word: &str) -> String {
             return word[..word.len() - 2].to_owned();
         }
     }
-    word.strip_suffix('s').map_or_else(|| word.to_owned(), str::to_owned)
+    word.strip_suffix('s')
+        .map_or_else(|| word.to_owned(), str::to_owned)
 }
 
 /// The plural of a lower-case English noun phrase (its last word).
 pub fn plural(phrase: &str) -> String {
-    if phrase.ends_with('s') || phrase.ends_with('x') || phrase.ends_with("ch") || phrase.ends_with("sh") {
+    if phrase.ends_with('s')
+        || phrase.ends_with('x')
+        || phrase.ends_with("ch")
+        || phrase.ends_with("sh")
+    {
         format!("{phrase}es")
-    } else if phrase.ends_with('y') && !phrase.ends_with("ay") && !phrase.ends_with("ey") && !phrase.ends_with("oy") {
+    } else if phrase.ends_with('y')
+        && !phrase.ends_with("ay")
+        && !phrase.ends_with("ey")
+        && !phrase.ends_with("oy")
+    {
         format!("{}ies", &phrase[..phrase.len() - 1])
     } else {
         format!("{phrase}s")
@@ -139,7 +155,15 @@ mod tests {
     fn splits_sentences_and_lines() {
         let text = "The web app stores files. It uses TLS, e.g. 1.3!\nNext line | cell two";
         let got: Vec<&str> = sentences(text).into_iter().map(|r| &text[r]).collect();
-        assert_eq!(got, ["The web app stores files.", "It uses TLS, e.g. 1.3!", "Next line", "cell two"]);
+        assert_eq!(
+            got,
+            [
+                "The web app stores files.",
+                "It uses TLS, e.g. 1.3!",
+                "Next line",
+                "cell two"
+            ]
+        );
     }
 
     #[test]
@@ -147,7 +171,10 @@ mod tests {
         let text = "Calls the check-out API (v2.1), then S3.";
         let toks = tokens(text, 0..text.len());
         let words: Vec<&str> = toks.iter().map(|t| &text[t.range.clone()]).collect();
-        assert_eq!(words, ["Calls", "the", "check-out", "API", "v2.1", "then", "S3"]);
+        assert_eq!(
+            words,
+            ["Calls", "the", "check-out", "API", "v2.1", "then", "S3"]
+        );
         assert_eq!(toks[3].lower, "api");
     }
 

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use vigil_catalog::{Catalog, Rule, RuleConditions};
 use vigil_core::{
-    DataFlow, DfdNode, ElementKind, Evidence, Finding, FindingOrigin, FrameworkRefs, Score, Severity,
-    ThreatCategory, TrustZone,
+    DataFlow, DfdNode, ElementKind, Evidence, Finding, FindingOrigin, FrameworkRefs, Score,
+    Severity, ThreatCategory, TrustZone,
 };
 
 use crate::model::{ElementFacts, Model};
@@ -73,8 +73,16 @@ fn subjects(model: &Model) -> Vec<Subject<'_>> {
     }
     for (flow, facts) in dfd.flows.iter().zip(&model.flow_facts) {
         let end = |id: &str| dfd.nodes.iter().position(|n| n.id == id);
-        let (Some(a), Some(b)) = (end(&flow.from), end(&flow.to)) else { continue };
-        out.push(flow_subject(flow, facts, (&dfd.nodes[a], &model.node_facts[a]), (&dfd.nodes[b], &model.node_facts[b]), dfd.flow_name(flow)));
+        let (Some(a), Some(b)) = (end(&flow.from), end(&flow.to)) else {
+            continue;
+        };
+        out.push(flow_subject(
+            flow,
+            facts,
+            (&dfd.nodes[a], &model.node_facts[a]),
+            (&dfd.nodes[b], &model.node_facts[b]),
+            dfd.flow_name(flow),
+        ));
     }
     out
 }
@@ -114,7 +122,12 @@ fn flow_subject<'a>(
         to_component: Some(to.component.as_str()),
         zones: vec![from.trust_zone, to.trust_zone],
         from_zone: Some(from.trust_zone),
-        technologies: from.technologies.iter().chain(&to.technologies).map(String::as_str).collect(),
+        technologies: from
+            .technologies
+            .iter()
+            .chain(&to.technologies)
+            .map(String::as_str)
+            .collect(),
         entry_point: to.entry_point,
         crosses_boundary: Some(flow.crosses_boundary),
         interaction: Some(flow.interaction.as_str()),
@@ -136,7 +149,10 @@ fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
     }
     if !w.data.is_empty() {
         let ev = w.data.iter().find_map(|d| {
-            s.facts.data.get(d).or_else(|| s.end_facts.iter().find_map(|f| f.data.get(d)))
+            s.facts
+                .data
+                .get(d)
+                .or_else(|| s.end_facts.iter().find_map(|f| f.data.get(d)))
         })?;
         evidence.push(ev.clone());
         strength += 1;
@@ -148,14 +164,20 @@ fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
     }
     if !w.controls_ruled_out.is_empty() {
         let ev = w.controls_ruled_out.iter().find_map(|c| {
-            s.facts.absent_controls.get(c).or_else(|| model.global.absent_controls.get(c))
+            s.facts
+                .absent_controls
+                .get(c)
+                .or_else(|| model.global.absent_controls.get(c))
         })?;
         evidence.insert(0, ev.clone());
         strength += 3;
     }
     if !w.controls_present.is_empty() {
         let ev = w.controls_present.iter().find_map(|c| {
-            s.facts.controls.get(c).or_else(|| model.global.controls.get(c))
+            s.facts
+                .controls
+                .get(c)
+                .or_else(|| model.global.controls.get(c))
         })?;
         evidence.push(ev.clone());
         strength += 1;
@@ -163,7 +185,11 @@ fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
     if !w.technologies.is_empty() {
         strength += 1;
     }
-    if rule.mitigated_by.iter().any(|c| s.facts.controls.contains_key(c)) {
+    if rule
+        .mitigated_by
+        .iter()
+        .any(|c| s.facts.controls.contains_key(c))
+    {
         return None;
     }
     let partially_mitigated = rule
@@ -176,13 +202,21 @@ fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
     }
     evidence.dedup();
     evidence.truncate(MAX_EVIDENCE);
-    Some(Candidate { finding: finding(rule, s, evidence), strength, partially_mitigated })
+    Some(Candidate {
+        finding: finding(rule, s, evidence),
+        strength,
+        partially_mitigated,
+    })
 }
 
 /// The conditions that depend only on the element's type, place and wiring.
 fn structural_match(w: &RuleConditions, s: &Subject<'_>) -> bool {
-    let any = |list: &[String], values: &[&str]| list.is_empty() || list.iter().any(|x| values.contains(&x.as_str()));
-    let opt = |list: &[String], value: Option<&str>| list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v));
+    let any = |list: &[String], values: &[&str]| {
+        list.is_empty() || list.iter().any(|x| values.contains(&x.as_str()))
+    };
+    let opt = |list: &[String], value: Option<&str>| {
+        list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x == v))
+    };
     any(&w.components, &s.components)
         && opt(&w.from_components, s.from_component)
         && opt(&w.to_components, s.to_component)
@@ -190,7 +224,8 @@ fn structural_match(w: &RuleConditions, s: &Subject<'_>) -> bool {
         && (w.from_zones.is_empty() || s.from_zone.is_some_and(|z| w.from_zones.contains(&z)))
         && any(&w.technologies, &s.technologies)
         && opt(&w.interactions, s.interaction)
-        && w.crosses_boundary.is_none_or(|b| s.crosses_boundary == Some(b))
+        && w.crosses_boundary
+            .is_none_or(|b| s.crosses_boundary == Some(b))
         && w.entry_point.is_none_or(|e| s.entry_point == e)
 }
 
@@ -234,7 +269,12 @@ fn finding(rule: &Rule, s: &Subject<'_>, evidence: Vec<Evidence>) -> Finding {
 /// A stable id: the rule, the element's name and the evidence it quotes, normalized, so the
 /// same finding keeps its id across runs and small edits elsewhere in the artifact.
 pub fn fingerprint(rule: &str, element_name: &str, evidence: &[Evidence]) -> String {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
     let mut hasher = Sha256::new();
     hasher.update(rule.as_bytes());
     hasher.update([0]);
@@ -250,11 +290,15 @@ pub fn fingerprint(rule: &str, element_name: &str, evidence: &[Evidence]) -> Str
 /// Keeps, per element and category, the best-evidenced few findings.
 fn keep_strongest(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
     candidates.sort_by(|a, b| {
-        b.strength.cmp(&a.strength).then_with(|| a.finding.rule.cmp(&b.finding.rule))
+        b.strength
+            .cmp(&a.strength)
+            .then_with(|| a.finding.rule.cmp(&b.finding.rule))
     });
     let mut seen: BTreeMap<(String, ThreatCategory), usize> = BTreeMap::new();
     candidates.retain(|c| {
-        let count = seen.entry((c.finding.element.clone(), c.finding.category)).or_default();
+        let count = seen
+            .entry((c.finding.element.clone(), c.finding.category))
+            .or_default();
         *count += 1;
         *count <= MAX_PER_ELEMENT_CATEGORY
     });

@@ -133,7 +133,9 @@ impl OffsetMap {
         if self.segments.is_empty() {
             return 0;
         }
-        let idx = self.segments.partition_point(|s| s.text_start + s.text_len <= at);
+        let idx = self
+            .segments
+            .partition_point(|s| s.text_start + s.text_len <= at);
         let idx = if is_end && idx > 0 {
             // An end offset that falls exactly on a segment end belongs to that segment.
             let prev = &self.segments[idx - 1];
@@ -200,7 +202,10 @@ pub struct Artifact {
 impl Artifact {
     /// Number of words over all sections, for throughput figures.
     pub fn word_count(&self) -> usize {
-        self.sections.iter().map(|s| s.text.split_whitespace().count()).sum()
+        self.sections
+            .iter()
+            .map(|s| s.text.split_whitespace().count())
+            .sum()
     }
 }
 
@@ -211,9 +216,27 @@ mod tests {
     fn map() -> OffsetMap {
         let mut m = OffsetMap::default();
         // "Hello" copied from 10..15, then "&" decoded from "&amp;" at 15..20, then "World" 20..25.
-        m.push(Segment { text_start: 0, text_len: 5, orig_start: 10, orig_end: 15, verbatim: true });
-        m.push(Segment { text_start: 5, text_len: 1, orig_start: 15, orig_end: 20, verbatim: false });
-        m.push(Segment { text_start: 6, text_len: 5, orig_start: 20, orig_end: 25, verbatim: true });
+        m.push(Segment {
+            text_start: 0,
+            text_len: 5,
+            orig_start: 10,
+            orig_end: 15,
+            verbatim: true,
+        });
+        m.push(Segment {
+            text_start: 5,
+            text_len: 1,
+            orig_start: 15,
+            orig_end: 20,
+            verbatim: false,
+        });
+        m.push(Segment {
+            text_start: 6,
+            text_len: 5,
+            orig_start: 20,
+            orig_end: 25,
+            verbatim: true,
+        });
         m
     }
 

@@ -108,7 +108,10 @@ impl TrustZone {
 
     /// Whether the zone is outside the organisation's control.
     pub fn is_untrusted(self) -> bool {
-        matches!(self, TrustZone::Internet | TrustZone::Device | TrustZone::ThirdParty | TrustZone::Partner)
+        matches!(
+            self,
+            TrustZone::Internet | TrustZone::Device | TrustZone::ThirdParty | TrustZone::Partner
+        )
     }
 }
 
@@ -240,7 +243,10 @@ impl Dfd {
 
     /// "Source -> Target" for a flow.
     pub fn flow_name(&self, flow: &DataFlow) -> String {
-        let name = |id: &str| self.node(id).map_or_else(|| id.to_owned(), |n| n.name.clone());
+        let name = |id: &str| {
+            self.node(id)
+                .map_or_else(|| id.to_owned(), |n| n.name.clone())
+        };
         format!("{} -> {}", name(&flow.from), name(&flow.to))
     }
 }

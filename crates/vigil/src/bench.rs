@@ -29,27 +29,56 @@ pub struct BenchArgs {
 /// Runs the benchmark and prints the figures.
 pub fn run(engine: &Engine, args: &BenchArgs) -> Result<()> {
     let (origin, bytes) = match &args.input {
-        Some(p) => (p.display().to_string(), std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?),
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
         None => ("design-doc.md".to_owned(), DEFAULT_DOC.as_bytes().to_vec()),
     };
     let iterations = args.iterations.max(5);
     let reviews = engine.analyze_bytes(&origin, &bytes)?;
-    let words: usize = normalize::normalize(&origin, &bytes, &Limits::default())?.iter().map(|a| a.word_count()).sum();
+    let words: usize = normalize::normalize(&origin, &bytes, &Limits::default())?
+        .iter()
+        .map(|a| a.word_count())
+        .sum();
     let findings: usize = reviews.iter().map(|r| r.findings.len()).sum();
 
     let baseline = time(iterations, || {
-        normalize::normalize(&origin, &bytes, &Limits::default()).map(|a| a.len()).unwrap_or(0)
+        normalize::normalize(&origin, &bytes, &Limits::default())
+            .map(|a| a.len())
+            .unwrap_or(0)
     });
-    let pipeline = time(iterations, || engine.analyze_bytes(&origin, &bytes).map(|r| r.len()).unwrap_or(0));
+    let pipeline = time(iterations, || {
+        engine
+            .analyze_bytes(&origin, &bytes)
+            .map(|r| r.len())
+            .unwrap_or(0)
+    });
 
     let median = pipeline.median();
-    println!("document          {origin}: {words} words, {} bytes, {findings} findings", bytes.len());
+    println!(
+        "document          {origin}: {words} words, {} bytes, {findings} findings",
+        bytes.len()
+    );
     println!("iterations        {iterations} (one thread)");
-    println!("pipeline median   {:.2} ms   p90 {:.2} ms", ms(median), ms(pipeline.p90()));
+    println!(
+        "pipeline median   {:.2} ms   p90 {:.2} ms",
+        ms(median),
+        ms(pipeline.p90())
+    );
     println!("artifacts/s       {:.1}", 1.0 / median.as_secs_f64());
-    println!("words/s           {:.0}", words as f64 / median.as_secs_f64());
-    println!("baseline          normalize only: median {:.3} ms", ms(baseline.median()));
-    println!("ratio             pipeline / normalize = {:.1}x", median.as_secs_f64() / baseline.median().as_secs_f64());
+    println!(
+        "words/s           {:.0}",
+        words as f64 / median.as_secs_f64()
+    );
+    println!(
+        "baseline          normalize only: median {:.3} ms",
+        ms(baseline.median())
+    );
+    println!(
+        "ratio             pipeline / normalize = {:.1}x",
+        median.as_secs_f64() / baseline.median().as_secs_f64()
+    );
     println!(
         "target            {:.0} ms per 1,000-word document: median is {:.2}x the target ({})",
         ms(TARGET),

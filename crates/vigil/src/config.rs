@@ -27,14 +27,21 @@ pub struct AnalysisConfig {
 impl Default for AnalysisConfig {
     fn default() -> Self {
         let limits = Limits::default();
-        AnalysisConfig { max_input_bytes: limits.max_bytes, max_depth: limits.max_depth, rules_dir: None }
+        AnalysisConfig {
+            max_input_bytes: limits.max_bytes,
+            max_depth: limits.max_depth,
+            rules_dir: None,
+        }
     }
 }
 
 impl AnalysisConfig {
     /// The input limits.
     pub fn limits(&self) -> Limits {
-        Limits { max_bytes: self.max_input_bytes, max_depth: self.max_depth }
+        Limits {
+            max_bytes: self.max_input_bytes,
+            max_depth: self.max_depth,
+        }
     }
 }
 
@@ -50,7 +57,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "warn".to_owned(), format: LogFormat::Human }
+        LogConfig {
+            level: "warn".to_owned(),
+            format: LogFormat::Human,
+        }
     }
 }
 
@@ -94,16 +104,20 @@ impl Config {
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
-            tree = toml::from_str(&text).with_context(|| format!("invalid TOML in {}", path.display()))?;
+            tree = toml::from_str(&text)
+                .with_context(|| format!("invalid TOML in {}", path.display()))?;
         }
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("VIGIL__") else { continue };
-            set_path(&mut tree, rest, value).with_context(|| format!("environment variable {key}"))?;
+            let Some(rest) = key.strip_prefix("VIGIL__") else {
+                continue;
+            };
+            set_path(&mut tree, rest, value)
+                .with_context(|| format!("environment variable {key}"))?;
         }
         let origin = file.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
-        let config: Config = toml::Value::Table(tree)
-            .try_into()
-            .with_context(|| format!("invalid configuration (from {origin} and VIGIL__ variables)"))?;
+        let config: Config = toml::Value::Table(tree).try_into().with_context(|| {
+            format!("invalid configuration (from {origin} and VIGIL__ variables)")
+        })?;
         config.check()?;
         Ok(config)
     }
@@ -111,7 +125,12 @@ impl Config {
     fn check(&self) -> Result<()> {
         let s = &self.scoring;
         let b = &s.bands;
-        if !(b.critical > b.high && b.high > b.medium && b.medium > b.low && b.low >= 0.0 && b.critical <= 10.0) {
+        if !(b.critical > b.high
+            && b.high > b.medium
+            && b.medium > b.low
+            && b.low >= 0.0
+            && b.critical <= 10.0)
+        {
             bail!("scoring.bands must satisfy 10 >= critical > high > medium > low >= 0");
         }
         if !(0.0..=1.0).contains(&s.urgency_share) {
@@ -141,8 +160,12 @@ fn set_path(tree: &mut toml::Table, path: &str, value: &str) -> Result<()> {
     let (last, sections) = parts.split_last().expect("split yields at least one part");
     let mut table = tree;
     for section in sections {
-        let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().with_context(|| format!("`{section}` is not a section"))?;
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .with_context(|| format!("`{section}` is not a section"))?;
     }
     table.insert(last.clone(), parsed);
     Ok(())
@@ -153,7 +176,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -167,8 +193,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigil-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("vigil.toml");
-        std::fs::write(&path, "[scoring]\nurgency_share = 0.5\n[scoring.bands]\nhigh = 6.5\n").unwrap();
-        let c = Config::load_from(Some(&path), &env(&[("VIGIL__SCORING__URGENCY_SHARE", "0.1")])).unwrap();
+        std::fs::write(
+            &path,
+            "[scoring]\nurgency_share = 0.5\n[scoring.bands]\nhigh = 6.5\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[("VIGIL__SCORING__URGENCY_SHARE", "0.1")]),
+        )
+        .unwrap();
         assert_eq!(c.scoring.urgency_share, 0.1);
         assert_eq!(c.scoring.bands.high, 6.5);
         let c = Config::load_from(Some(&path), &env(&[("VIGIL__LOG__LEVEL", "debug")])).unwrap();
@@ -186,14 +220,18 @@ mod tests {
 
     #[test]
     fn bad_bands_are_rejected() {
-        let err = Config::load_from(None, &env(&[("VIGIL__SCORING__BANDS__HIGH", "9.5")])).unwrap_err();
+        let err =
+            Config::load_from(None, &env(&[("VIGIL__SCORING__BANDS__HIGH", "9.5")])).unwrap_err();
         assert!(err.to_string().contains("bands"));
     }
 
     #[test]
     fn shipped_example_matches_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/vigil.toml");
-        assert_eq!(Config::load_from(Some(&path), &[]).unwrap(), Config::default());
+        assert_eq!(
+            Config::load_from(Some(&path), &[]).unwrap(),
+            Config::default()
+        );
     }
 
     #[test]

@@ -4,14 +4,17 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// Extensions read when walking a folder; a file named explicitly is read whatever its name.
-const EXTENSIONS: [&str; 9] = ["md", "markdown", "txt", "html", "htm", "xhtml", "xml", "json", "wiki"];
+const EXTENSIONS: [&str; 9] = [
+    "md", "markdown", "txt", "html", "htm", "xhtml", "xml", "json", "wiki",
+];
 
 /// The files to analyse: explicit files as given, folders walked recursively in name order,
 /// skipping hidden entries and files of other types.
 pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
-        let meta = std::fs::metadata(path).with_context(|| format!("{}: no such file or folder", path.display()))?;
+        let meta = std::fs::metadata(path)
+            .with_context(|| format!("{}: no such file or folder", path.display()))?;
         if meta.is_dir() {
             walk(path, &mut out)?;
         } else if meta.is_file() {
@@ -27,7 +30,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     entries.sort();
     for path in entries {
@@ -55,12 +61,20 @@ mod tests {
     fn walks_folders_in_order_and_skips_hidden_and_other_types() {
         let root = std::env::temp_dir().join(format!("vigil-inputs-{}", std::process::id()));
         std::fs::create_dir_all(root.join("b/.git")).unwrap();
-        for f in ["b/z.md", "a.json", "b/.git/config.md", "image.png", "README"] {
+        for f in [
+            "b/z.md",
+            "a.json",
+            "b/.git/config.md",
+            "image.png",
+            "README",
+        ] {
             std::fs::write(root.join(f), "x").unwrap();
         }
         let got = collect(std::slice::from_ref(&root)).unwrap();
-        let names: Vec<String> =
-            got.iter().map(|p| p.strip_prefix(&root).unwrap().display().to_string()).collect();
+        let names: Vec<String> = got
+            .iter()
+            .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
+            .collect();
         assert_eq!(names, ["README", "a.json", "b/z.md"]);
         assert!(collect(&[root.join("missing")]).is_err());
         std::fs::remove_dir_all(root).unwrap();

@@ -132,7 +132,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
 fn init_logging(config: &Config) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .with_context(|| format!("invalid log filter `{}`", config.log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -143,7 +145,8 @@ fn init_logging(config: &Config) -> Result<()> {
 fn catalog(config: &Config, rules_dir: Option<&Path>) -> Result<Catalog> {
     let dir = rules_dir.or(config.analysis.rules_dir.as_deref());
     match dir {
-        Some(dir) => Catalog::with_overrides(dir).with_context(|| format!("loading rules from {}", dir.display())),
+        Some(dir) => Catalog::with_overrides(dir)
+            .with_context(|| format!("loading rules from {}", dir.display())),
         None => Catalog::embedded().context("loading the built-in catalogue"),
     }
 }
@@ -153,7 +156,11 @@ fn engine(config: &Config, rules_dir: Option<&Path>) -> Result<Engine> {
     let catalog = catalog(config, rules_dir)?;
     let scoring: ScoringConfig = config.scoring.clone();
     let engine = Engine::new(catalog, scoring, config.analysis.limits());
-    tracing::info!(rules = engine.catalog().rules.len(), ms = started.elapsed().as_millis() as u64, "catalogue loaded");
+    tracing::info!(
+        rules = engine.catalog().rules.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "catalogue loaded"
+    );
     Ok(engine)
 }
 
@@ -168,7 +175,12 @@ fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
     let mut failed = 0usize;
     for (i, file) in files.iter().enumerate() {
         if progress {
-            eprint!("\ranalysing {}/{}: {}\x1b[K", i + 1, files.len(), file.display());
+            eprint!(
+                "\ranalysing {}/{}: {}\x1b[K",
+                i + 1,
+                files.len(),
+                file.display()
+            );
         }
         match analyze_file(&engine, config, file) {
             Ok(mut r) => reviews.append(&mut r),
@@ -182,9 +194,15 @@ fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
         }
     }
     if progress {
-        eprintln!("\ranalysed {} file(s), {} artifact(s)\x1b[K", files.len(), reviews.len());
+        eprintln!(
+            "\ranalysed {} file(s), {} artifact(s)\x1b[K",
+            files.len(),
+            reviews.len()
+        );
     }
-    let color = args.color.unwrap_or_else(|| args.output.is_none() && std::io::stdout().is_terminal());
+    let color = args
+        .color
+        .unwrap_or_else(|| args.output.is_none() && std::io::stdout().is_terminal());
     let rendered = match args.format {
         OutputFormat::Table => report::table::render_table(&reviews, color),
         format => report::render(&reviews, format),
@@ -194,15 +212,29 @@ fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
         eprintln!("{failed} of {} file(s) could not be analysed", files.len());
         return Ok(ExitCode::from(1));
     }
-    let over = args.fail_on.is_some_and(|s| reviews.iter().flat_map(|r| &r.findings).any(|f| f.score.severity >= s));
-    Ok(if over { ExitCode::from(3) } else { ExitCode::SUCCESS })
+    let over = args.fail_on.is_some_and(|s| {
+        reviews
+            .iter()
+            .flat_map(|r| &r.findings)
+            .any(|f| f.score.severity >= s)
+    });
+    Ok(if over {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn analyze_file(engine: &Engine, config: &Config, file: &Path) -> Result<Vec<Review>> {
-    let size = std::fs::metadata(file).with_context(|| format!("{}: cannot read", file.display()))?.len();
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("{}: cannot read", file.display()))?
+        .len();
     let limit = config.analysis.max_input_bytes;
     if size > limit as u64 {
-        bail!("{}: {size} bytes is over the {limit}-byte limit ([analysis] max_input_bytes)", file.display());
+        bail!(
+            "{}: {size} bytes is over the {limit}-byte limit ([analysis] max_input_bytes)",
+            file.display()
+        );
     }
     let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
     let started = std::time::Instant::now();
@@ -217,7 +249,11 @@ fn run_eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
         bail!("{} is not a folder of evaluation cases", args.dir.display());
     }
     let report = eval::evaluate_dir(&engine, &args.dir)?;
-    let rendered = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { report.to_table() };
+    let rendered = if args.json {
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        report.to_table()
+    };
     write_output(args.output.as_deref(), &rendered)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -227,13 +263,21 @@ fn rules(config: &Config, args: RulesArgs) -> Result<ExitCode> {
     let mut out = String::new();
     match args.id {
         Some(id) => {
-            let rule = catalog.rules.get(&id).with_context(|| format!("no rule `{id}`"))?;
+            let rule = catalog
+                .rules
+                .get(&id)
+                .with_context(|| format!("no rule `{id}`"))?;
             out = toml::to_string_pretty(rule)?;
         }
         None => {
             for rule in catalog.rules.iter() {
                 let state = if rule.enabled { "" } else { "  (disabled)" };
-                out.push_str(&format!("{:<10} {:<22} {}{state}\n", rule.id, rule.category.as_str(), rule.title));
+                out.push_str(&format!(
+                    "{:<10} {:<22} {}{state}\n",
+                    rule.id,
+                    rule.category.as_str(),
+                    rule.title
+                ));
             }
         }
     }

@@ -59,10 +59,26 @@ pub fn normalize(origin: &str, bytes: &[u8], limits: &Limits) -> Result<Vec<Arti
         });
     };
 
-    if matches!(first, b'{' | b'[') {
+    if looks_like_json(body) {
         return tickets::normalize(origin, text, limits);
     }
     document(origin, body, text.len() - body.len(), limits).map(|a| vec![a])
+}
+
+/// Whether text is meant as JSON: an object opening with a key or closing at once, or an array
+/// opening with a value. A Markdown document may start with `[link](...)` or `{placeholder}`.
+fn looks_like_json(body: &str) -> bool {
+    let mut rest = body.trim_start().chars();
+    let open = rest.next();
+    let next = rest.as_str().trim_start().chars().next();
+    match (open, next) {
+        (Some('{'), Some(c)) => matches!(c, '"' | '}'),
+        (Some('['), Some(c)) => {
+            matches!(c, '{' | '[' | '"' | ']' | '-' | '0'..='9' | 't' | 'f' | 'n')
+        }
+        (Some('{' | '['), None) => true,
+        _ => false,
+    }
 }
 
 /// A Markdown, HTML or Confluence document starting at byte `base` of the file.
@@ -102,6 +118,27 @@ fn document(origin: &str, body: &str, base: usize, limits: &Limits) -> Result<Ar
         meta: ArtifactMeta::default(),
         sections,
     })
+}
+
+#[cfg(test)]
+mod detection_tests {
+    use super::*;
+
+    #[test]
+    fn markdown_opening_with_a_link_or_brace_is_not_json() {
+        assert!(looks_like_json("  {\"key\": 1}"));
+        assert!(looks_like_json("[{\"id\": 2}]"));
+        assert!(looks_like_json("[1, 2]"));
+        assert!(looks_like_json("{"));
+        assert!(!looks_like_json(
+            "[Design doc](https://example.com) for the checkout"
+        ));
+        assert!(!looks_like_json("{placeholder} intro text"));
+        let doc =
+            b"[Overview](#overview)\n\n# Checkout\n\nThe web app stores orders in the database.\n";
+        let got = normalize("doc.md", doc, &Limits::default()).unwrap();
+        assert_eq!(got[0].format, SourceFormat::Markdown);
+    }
 }
 
 /// The file name of `origin` without its extension (the whole origin when it has none).

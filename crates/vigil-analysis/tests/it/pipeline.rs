@@ -7,14 +7,21 @@ use vigil_analysis::Engine;
 use vigil_core::{ElementKind, Review, ThreatCategory};
 
 fn fixture(name: &str) -> (String, Vec<u8>) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pipeline").join(name);
-    (path.display().to_string(), std::fs::read(&path).expect("fixture exists"))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pipeline")
+        .join(name);
+    (
+        path.display().to_string(),
+        std::fs::read(&path).expect("fixture exists"),
+    )
 }
 
 fn review(name: &str) -> (Review, Vec<u8>) {
     let engine = Engine::with_defaults().expect("embedded catalogue loads");
     let (origin, bytes) = fixture(name);
-    let mut reviews = engine.analyze_bytes(&origin, &bytes).expect("fixture analyses");
+    let mut reviews = engine
+        .analyze_bytes(&origin, &bytes)
+        .expect("fixture analyses");
     assert_eq!(reviews.len(), 1);
     (reviews.remove(0), bytes)
 }
@@ -25,7 +32,12 @@ fn node<'a>(review: &'a Review, name: &str) -> &'a vigil_core::DfdNode {
         .nodes
         .iter()
         .find(|n| n.name.eq_ignore_ascii_case(name))
-        .unwrap_or_else(|| panic!("no node {name:?} in {:?}", review.dfd.nodes.iter().map(|n| &n.name).collect::<Vec<_>>()))
+        .unwrap_or_else(|| {
+            panic!(
+                "no node {name:?} in {:?}",
+                review.dfd.nodes.iter().map(|n| &n.name).collect::<Vec<_>>()
+            )
+        })
 }
 
 #[test]
@@ -36,21 +48,54 @@ fn names_components_as_the_artifact_does() {
     assert_eq!(node(&r, "Loyalty API").component, "api");
     let db = node(&r, "Loyalty database");
     assert_eq!(db.kind, ElementKind::DataStore);
-    assert!(db.technologies.iter().any(|t| t == "postgresql"), "{:?}", db.technologies);
+    assert!(
+        db.technologies.iter().any(|t| t == "postgresql"),
+        "{:?}",
+        db.technologies
+    );
     assert!(db.data.iter().any(|d| d == "personal"), "{:?}", db.data);
-    assert!(db.signals.iter().any(|s| s == "open_network"), "{:?}", db.signals);
+    assert!(
+        db.signals.iter().any(|s| s == "open_network"),
+        "{:?}",
+        db.signals
+    );
 }
 
 #[test]
 fn flows_follow_the_verbs() {
     let (r, _) = review("exposed.md");
-    let name = |id: &str| r.dfd.node(id).map(|n| n.name.to_lowercase()).unwrap_or_default();
-    let flows: Vec<(String, String)> = r.dfd.flows.iter().map(|f| (name(&f.from), name(&f.to))).collect();
-    for pair in [("browser", "storefront"), ("storefront", "loyalty api"), ("loyalty api", "loyalty database")] {
-        assert!(flows.iter().any(|(a, b)| a == pair.0 && b == pair.1), "missing {pair:?} in {flows:?}");
+    let name = |id: &str| {
+        r.dfd
+            .node(id)
+            .map(|n| n.name.to_lowercase())
+            .unwrap_or_default()
+    };
+    let flows: Vec<(String, String)> = r
+        .dfd
+        .flows
+        .iter()
+        .map(|f| (name(&f.from), name(&f.to)))
+        .collect();
+    for pair in [
+        ("browser", "storefront"),
+        ("storefront", "loyalty api"),
+        ("loyalty api", "loyalty database"),
+    ] {
+        assert!(
+            flows.iter().any(|(a, b)| a == pair.0 && b == pair.1),
+            "missing {pair:?} in {flows:?}"
+        );
     }
-    let browser_flow = r.dfd.flows.iter().find(|f| name(&f.from) == "browser").unwrap();
-    assert!(browser_flow.crosses_boundary, "browser -> storefront crosses from the internet");
+    let browser_flow = r
+        .dfd
+        .flows
+        .iter()
+        .find(|f| name(&f.from) == "browser")
+        .unwrap();
+    assert!(
+        browser_flow.crosses_boundary,
+        "browser -> storefront crosses from the internet"
+    );
     assert!(r.dfd.entry_points.contains(&node(&r, "Storefront").id));
 }
 
@@ -59,17 +104,35 @@ fn stated_weaknesses_raise_findings_with_quotes() {
     let (r, bytes) = review("exposed.md");
     let on = |element: &str, category: ThreatCategory| {
         let id = &node(&r, element).id;
-        r.findings.iter().any(|f| &f.element == id && f.category == category)
+        r.findings
+            .iter()
+            .any(|f| &f.element == id && f.category == category)
     };
-    assert!(on("Loyalty API", ThreatCategory::Spoofing), "unauthenticated API should be spoofable");
-    assert!(on("Loyalty database", ThreatCategory::InformationDisclosure));
-    assert!(on("Storefront", ThreatCategory::Tampering), "SQL built from parameters is injection");
+    assert!(
+        on("Loyalty API", ThreatCategory::Spoofing),
+        "unauthenticated API should be spoofable"
+    );
+    assert!(on(
+        "Loyalty database",
+        ThreatCategory::InformationDisclosure
+    ));
+    assert!(
+        on("Storefront", ThreatCategory::Tampering),
+        "SQL built from parameters is injection"
+    );
     for f in &r.findings {
         assert!(!f.evidence.is_empty(), "{} has no evidence", f.rule);
         for e in &f.evidence {
             let quoted = String::from_utf8_lossy(&bytes[e.start..e.end]);
             let first_word = e.text.split_whitespace().next().unwrap();
-            assert!(quoted.contains(first_word), "{}: {:?} not at {}..{}", f.rule, e.text, e.start, e.end);
+            assert!(
+                quoted.contains(first_word),
+                "{}: {:?} not at {}..{}",
+                f.rule,
+                e.text,
+                e.start,
+                e.end
+            );
         }
     }
 }
@@ -85,10 +148,20 @@ fn stated_controls_lower_or_suppress_findings() {
         exposed.findings.len()
     );
     let top = |r: &Review| r.findings.first().map_or(0.0, |f| f.score.value);
-    assert!(top(&protected) < top(&exposed), "{} vs {}", top(&protected), top(&exposed));
+    assert!(
+        top(&protected) < top(&exposed),
+        "{} vs {}",
+        top(&protected),
+        top(&exposed)
+    );
     let api = &node(&protected, "Loyalty API").id;
     assert!(
-        !protected.findings.iter().any(|f| &f.element == api && f.category == ThreatCategory::Spoofing && f.rule.contains("-S-") && f.evidence.iter().any(|e| e.text.contains("no authentication"))),
+        !protected.findings.iter().any(|f| &f.element == api
+            && f.category == ThreatCategory::Spoofing
+            && f.rule.contains("-S-")
+            && f.evidence
+                .iter()
+                .any(|e| e.text.contains("no authentication"))),
         "authentication is stated for the protected API"
     );
 }
@@ -104,11 +177,17 @@ fn scores_are_explained_and_banded() {
         assert_eq!(s.severity, bands.severity(s.value));
         for group in [&s.exploitability, &s.blast_radius, &s.urgency] {
             assert!(!group.factors.is_empty());
-            assert!(group.factors.iter().all(|x| !x.reason.is_empty() && (0.0..=1.0).contains(&x.value)));
+            assert!(group
+                .factors
+                .iter()
+                .all(|x| !x.reason.is_empty() && (0.0..=1.0).contains(&x.value)));
         }
         assert!(s.formula.contains("exploitability"));
     }
-    let sorted = r.findings.windows(2).all(|w| w[0].score.value >= w[1].score.value);
+    let sorted = r
+        .findings
+        .windows(2)
+        .all(|w| w[0].score.value >= w[1].score.value);
     assert!(sorted, "findings are ranked by score");
 }
 
@@ -116,14 +195,21 @@ fn scores_are_explained_and_banded() {
 fn the_same_input_gives_the_same_review() {
     let (a, _) = review("exposed.md");
     let (b, _) = review("exposed.md");
-    assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
 }
 
 #[test]
 fn attack_paths_lead_from_the_internet_to_the_database() {
     let (r, _) = review("exposed.md");
     let db = &node(&r, "Loyalty database").id;
-    let path = r.attack_paths.iter().find(|p| &p.steps.last().unwrap().element == db).expect("a path to the database");
+    let path = r
+        .attack_paths
+        .iter()
+        .find(|p| &p.steps.last().unwrap().element == db)
+        .expect("a path to the database");
     let start = r.dfd.node(&path.steps[0].element).unwrap();
     assert!(start.entry_point || start.trust_zone.is_untrusted());
     assert!(path.score > 0.0 && path.score <= 10.0);
