@@ -173,11 +173,17 @@ impl Lexicon {
     }
 
     fn check_unique(&self) -> Result<()> {
-        unique("lexicon/components.toml", self.components.iter().map(|c| &c.id))?;
+        unique(
+            "lexicon/components.toml",
+            self.components.iter().map(|c| &c.id),
+        )?;
         unique("lexicon/data.toml", self.data_classes.iter().map(|c| &c.id))?;
         unique("lexicon/controls.toml", self.controls.iter().map(|c| &c.id))?;
         unique("lexicon/signals.toml", self.signals.iter().map(|c| &c.id))?;
-        unique("lexicon/interactions.toml", self.interactions.iter().map(|c| &c.id))
+        unique(
+            "lexicon/interactions.toml",
+            self.interactions.iter().map(|c| &c.id),
+        )
     }
 
     /// The component type with this id.
@@ -203,15 +209,30 @@ impl Lexicon {
     /// Checks that every lexicon id a rule names exists.
     pub fn check_rule(&self, rule: &Rule) -> Result<()> {
         let w = &rule.when;
-        let components = w.components.iter().chain(&w.from_components).chain(&w.to_components);
-        check_ids(rule, "component", components, |id| self.component(id).is_some())?;
-        check_ids(rule, "technology", w.technologies.iter(), |id| {
-            self.components.iter().any(|c| c.names.iter().any(|n| n == id))
+        let components = w
+            .components
+            .iter()
+            .chain(&w.from_components)
+            .chain(&w.to_components);
+        check_ids(rule, "component", components, |id| {
+            self.component(id).is_some()
         })?;
-        check_ids(rule, "data class", w.data.iter(), |id| self.data_class(id).is_some())?;
-        check_ids(rule, "signal", w.signals.iter(), |id| self.signal(id).is_some())?;
-        let controls =
-            w.controls_present.iter().chain(&w.controls_ruled_out).chain(&rule.mitigated_by);
+        check_ids(rule, "technology", w.technologies.iter(), |id| {
+            self.components
+                .iter()
+                .any(|c| c.names.iter().any(|n| n == id))
+        })?;
+        check_ids(rule, "data class", w.data.iter(), |id| {
+            self.data_class(id).is_some()
+        })?;
+        check_ids(rule, "signal", w.signals.iter(), |id| {
+            self.signal(id).is_some()
+        })?;
+        let controls = w
+            .controls_present
+            .iter()
+            .chain(&w.controls_ruled_out)
+            .chain(&rule.mitigated_by);
         check_ids(rule, "control", controls, |id| self.control(id).is_some())?;
         check_ids(rule, "interaction", w.interactions.iter(), |id| {
             self.interactions.iter().any(|i| i.id == id)
@@ -220,14 +241,20 @@ impl Lexicon {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T> {
-    toml::from_str(text).map_err(|e| Error::Parse { file: file.to_owned(), message: e.to_string() })
+    toml::from_str(text).map_err(|e| Error::Parse {
+        file: file.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 fn unique<'a>(file: &str, ids: impl Iterator<Item = &'a String>) -> Result<()> {
     let mut seen = BTreeSet::new();
     for id in ids {
         if !seen.insert(id) {
-            return Err(Error::Duplicate { file: file.to_owned(), id: id.clone() });
+            return Err(Error::Duplicate {
+                file: file.to_owned(),
+                id: id.clone(),
+            });
         }
     }
     Ok(())
@@ -241,7 +268,12 @@ fn check_ids<'a>(
 ) -> Result<()> {
     for id in ids {
         if !exists(id) {
-            return Err(Error::UnknownId { owner: format!("rule {}", rule.id), kind, id: id.clone() });
+            return Err(Error::UnknownId {
+                owner: format!("rule {}", rule.id),
+                kind,
+                id: id.clone(),
+                hint: None,
+            });
         }
     }
     Ok(())

@@ -32,7 +32,11 @@ impl Catalog {
         let frameworks = Frameworks::embedded()?;
         let lexicon = Lexicon::embedded()?;
         let rules = RuleSet::embedded()?;
-        let catalog = Catalog { frameworks, lexicon, rules };
+        let catalog = Catalog {
+            frameworks,
+            lexicon,
+            rules,
+        };
         catalog.validate()?;
         Ok(catalog)
     }

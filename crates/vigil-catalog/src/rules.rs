@@ -12,13 +12,34 @@ use crate::error::{Error, Result};
 
 /// The embedded rule files, by name.
 const EMBEDDED: &[(&str, &str)] = &[
-    ("rules/spoofing.toml", include_str!("../data/rules/spoofing.toml")),
-    ("rules/tampering.toml", include_str!("../data/rules/tampering.toml")),
-    ("rules/repudiation.toml", include_str!("../data/rules/repudiation.toml")),
-    ("rules/information_disclosure.toml", include_str!("../data/rules/information_disclosure.toml")),
-    ("rules/denial_of_service.toml", include_str!("../data/rules/denial_of_service.toml")),
-    ("rules/elevation_of_privilege.toml", include_str!("../data/rules/elevation_of_privilege.toml")),
-    ("rules/privacy.toml", include_str!("../data/rules/privacy.toml")),
+    (
+        "rules/spoofing.toml",
+        include_str!("../data/rules/spoofing.toml"),
+    ),
+    (
+        "rules/tampering.toml",
+        include_str!("../data/rules/tampering.toml"),
+    ),
+    (
+        "rules/repudiation.toml",
+        include_str!("../data/rules/repudiation.toml"),
+    ),
+    (
+        "rules/information_disclosure.toml",
+        include_str!("../data/rules/information_disclosure.toml"),
+    ),
+    (
+        "rules/denial_of_service.toml",
+        include_str!("../data/rules/denial_of_service.toml"),
+    ),
+    (
+        "rules/elevation_of_privilege.toml",
+        include_str!("../data/rules/elevation_of_privilege.toml"),
+    ),
+    (
+        "rules/privacy.toml",
+        include_str!("../data/rules/privacy.toml"),
+    ),
 ];
 
 /// How likely or how damaging a rule's threat is before the artifact's facts are weighed.
@@ -182,7 +203,10 @@ impl RuleSet {
 
     /// Adds or replaces rules from every `*.toml` in `dir`, in file-name order.
     pub fn apply_overrides(&mut self, dir: &Path) -> Result<()> {
-        let io = |source| Error::Io { path: dir.to_path_buf(), source };
+        let io = |source| Error::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -190,8 +214,10 @@ impl RuleSet {
             .collect();
         files.sort();
         for path in files {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| Error::Io { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
             for rule in parse_file(&path.display().to_string(), &text)? {
                 check_shape(&rule)?;
                 self.rules.insert(rule.id.clone(), rule);
@@ -203,7 +229,10 @@ impl RuleSet {
     fn insert_new(&mut self, file: &str, rule: Rule) -> Result<()> {
         check_shape(&rule)?;
         if self.rules.contains_key(&rule.id) {
-            return Err(Error::Duplicate { file: file.to_owned(), id: rule.id });
+            return Err(Error::Duplicate {
+                file: file.to_owned(),
+                id: rule.id,
+            });
         }
         self.rules.insert(rule.id.clone(), rule);
         Ok(())
@@ -236,13 +265,18 @@ impl RuleSet {
 }
 
 fn parse_file(name: &str, text: &str) -> Result<Vec<Rule>> {
-    let file: RuleFile =
-        toml::from_str(text).map_err(|e| Error::Parse { file: name.to_owned(), message: e.to_string() })?;
+    let file: RuleFile = toml::from_str(text).map_err(|e| Error::Parse {
+        file: name.to_owned(),
+        message: e.to_string(),
+    })?;
     Ok(file.rule)
 }
 
 fn check_shape(rule: &Rule) -> Result<()> {
-    let invalid = |message: &str| Error::InvalidRule { rule: rule.id.clone(), message: message.to_owned() };
+    let invalid = |message: &str| Error::InvalidRule {
+        rule: rule.id.clone(),
+        message: message.to_owned(),
+    };
     if rule.id.trim().is_empty() {
         return Err(invalid("empty id"));
     }
@@ -250,7 +284,9 @@ fn check_shape(rule: &Rule) -> Result<()> {
         return Err(invalid("empty title"));
     }
     if rule.rationale.trim().len() < 40 {
-        return Err(invalid("rationale must say why the threat matters (40 characters at least)"));
+        return Err(invalid(
+            "rationale must say why the threat matters (40 characters at least)",
+        ));
     }
     if rule.mitigations.is_empty() || rule.mitigations.iter().any(|m| m.trim().is_empty()) {
         return Err(invalid("at least one non-empty mitigation is required"));
@@ -264,7 +300,9 @@ fn check_shape(rule: &Rule) -> Result<()> {
         || !rule.when.interactions.is_empty()
         || rule.when.crosses_boundary.is_some();
     if flow_only && rule.applies_to.iter().any(|k| *k != ElementKind::Flow) {
-        return Err(invalid("flow conditions on a rule that also applies to nodes"));
+        return Err(invalid(
+            "flow conditions on a rule that also applies to nodes",
+        ));
     }
     Ok(())
 }
