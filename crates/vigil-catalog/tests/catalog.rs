@@ -205,3 +205,19 @@ fn a_malformed_override_file_is_reported_by_name() {
     assert!(matches!(err, Error::Parse { .. }), "{err}");
     assert!(err.to_string().contains("broken.toml"), "{err}");
 }
+
+#[test]
+fn the_rules_d_readme_example_loads() {
+    let readme = include_str!("../../../config/rules.d/README.md");
+    let example = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has a TOML example");
+    let dir = RulesDir::new("readme");
+    dir.write("10-acme.toml", example);
+
+    let catalog = Catalog::with_overrides(&dir.0).unwrap();
+    assert!(catalog.rules.get("ACME-001").is_some_and(|r| r.enabled));
+    assert!(!catalog.rules.get("VGL-I-011").unwrap().enabled);
+}
