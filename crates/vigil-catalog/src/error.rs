@@ -30,7 +30,7 @@ pub enum Error {
         id: String,
     },
     /// A reference to an id that does not exist.
-    #[error("{owner}: unknown {kind} `{id}`")]
+    #[error("{owner}: unknown {kind} `{id}`{}", hint_suffix(.hint))]
     UnknownId {
         /// What holds the reference (a rule id, a file).
         owner: String,
@@ -38,6 +38,8 @@ pub enum Error {
         kind: &'static str,
         /// The id.
         id: String,
+        /// What the id is instead, when it is known but not citable (retired, a category).
+        hint: Option<String>,
     },
     /// A rule that is structurally wrong (empty title, no mitigations, ...).
     #[error("rule {rule}: {message}")]
@@ -47,6 +49,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref().map(|h| format!(": {h}")).unwrap_or_default()
 }
 
 /// Result with the catalogue error.

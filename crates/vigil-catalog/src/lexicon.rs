@@ -319,6 +319,7 @@ fn check_ids<'a>(
                 owner: format!("rule {}", rule.id),
                 kind,
                 id: id.clone(),
+                hint: None,
             });
         }
     }
