@@ -519,14 +519,13 @@ impl Ports {
             else {
                 continue;
             };
-            let forward = lay.boxes[b].x > lay.boxes[a].x;
-            // Forward flows leave right and enter left; others loop below both nodes.
+            let (source_right, target_right) = sides(&lay.boxes[a], &lay.boxes[b]);
             groups
-                .entry((a, forward))
+                .entry((a, source_right))
                 .or_default()
                 .push((lay.boxes[b].y, fi, true));
             groups
-                .entry((b, !forward))
+                .entry((b, target_right))
                 .or_default()
                 .push((lay.boxes[a].y, fi, false));
         }
@@ -583,26 +582,44 @@ impl Curve {
     }
 }
 
-/// The curve of a flow: right side to left side when the target is further right, otherwise a
-/// loop under both nodes (bottom to bottom) so it does not run back through the boxes.
-fn route(from: &NodeBox, to: &NodeBox, (out_offset, in_offset): (f64, f64)) -> Curve {
+/// Which sides a flow leaves and enters by (`true` for the right side): rightwards flows leave
+/// right and enter left, leftwards flows the reverse, and flows within a column loop out to the
+/// right and back.
+fn sides(from: &NodeBox, to: &NodeBox) -> (bool, bool) {
     if to.x > from.x {
-        let start = (from.x + from.w, from.y + from.h / 2.0 + out_offset);
-        let end = (to.x - 2.0, to.y + to.h / 2.0 + in_offset);
-        let pull = ((end.0 - start.0) * 0.5).max(30.0);
-        Curve {
-            p: [start, (start.0 + pull, start.1), (end.0 - pull, end.1), end],
-        }
+        (true, false)
+    } else if to.x < from.x {
+        (false, true)
     } else {
-        // Port offsets along the bottom edge, scaled from the vertical spread.
-        let start = (from.x + from.w / 2.0 + out_offset * 2.0, from.y + from.h);
-        let end = (to.x + to.w / 2.0 + in_offset * 2.0, to.y + to.h + 2.0);
-        let depth = 26.0 + (start.0 - end.0).abs() * 0.08;
-        let low = start.1.max(end.1) + depth;
-        Curve {
-            p: [start, (start.0, low), (end.0, low), end],
-        }
+        (true, true)
     }
+}
+
+/// The curve of a flow between the sides [`sides`] picks, offset along each side by its port.
+fn route(from: &NodeBox, to: &NodeBox, (out_offset, in_offset): (f64, f64)) -> Curve {
+    let start_y = from.y + from.h / 2.0 + out_offset;
+    let end_y = to.y + to.h / 2.0 + in_offset;
+    let p = match sides(from, to) {
+        (true, false) => {
+            let start = (from.x + from.w, start_y);
+            let end = (to.x - 2.0, end_y);
+            let pull = ((end.0 - start.0) * 0.5).max(30.0);
+            [start, (start.0 + pull, start.1), (end.0 - pull, end.1), end]
+        }
+        (false, true) => {
+            let start = (from.x, start_y);
+            let end = (to.x + to.w + 2.0, end_y);
+            let pull = ((start.0 - end.0) * 0.5).max(30.0);
+            [start, (start.0 - pull, start.1), (end.0 + pull, end.1), end]
+        }
+        _ => {
+            let start = (from.x + from.w, start_y);
+            let end = (to.x + to.w + 2.0, end_y);
+            let bow = 40.0 + (end_y - start_y).abs() * 0.15;
+            [start, (start.0 + bow, start.1), (end.0 + bow, end.1), end]
+        }
+    };
+    Curve { p }
 }
 
 /// One node with its kind's shape, its name (up to two lines) and its component type.
@@ -671,11 +688,12 @@ fn draw_shape(
         ElementKind::Process | ElementKind::Flow => {
             let _ = writeln!(
                 out,
-                r#"<rect x="{}" y="{}" width="{}" height="{}" rx="16" fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>"#,
+                r#"<rect x="{}" y="{}" width="{}" height="{}" rx="{}" fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>"#,
                 num(x),
                 num(y),
                 num(w),
-                num(h)
+                num(h),
+                num((h * 0.3).min(16.0))
             );
         }
         ElementKind::DataStore => {

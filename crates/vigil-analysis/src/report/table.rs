@@ -29,8 +29,8 @@ struct Column {
     overflow: Overflow,
 }
 
-/// Score, severity, category, element, title, rule: 5 + 8 + 22 + 22 + 35 + 18 plus five gaps
-/// of two is exactly 120.
+/// Score, severity, category, element, title, rule: 5 + 8 + 22 + 20 + 29 + 26 plus five gaps
+/// of two is exactly 120. Rule ids wrap rather than being cut, since readers look them up.
 const COLUMNS: [Column; 6] = [
     Column {
         header: "SCORE",
@@ -49,18 +49,18 @@ const COLUMNS: [Column; 6] = [
     },
     Column {
         header: "ELEMENT",
-        width: 22,
+        width: 20,
         overflow: Overflow::Wrap,
     },
     Column {
         header: "TITLE",
-        width: 35,
+        width: 29,
         overflow: Overflow::Wrap,
     },
     Column {
         header: "RULE",
-        width: 18,
-        overflow: Overflow::Truncate,
+        width: 26,
+        overflow: Overflow::Wrap,
     },
 ];
 

@@ -77,8 +77,11 @@ fn json_carries_the_evaluation_fields() {
 #[test]
 fn json_of_several_reviews_is_a_stream() {
     let out = report::render(&[review(), review()], OutputFormat::Json);
-    let stream = serde_json::Deserializer::from_str(&out).into_iter::<Value>();
-    assert_eq!(stream.map(|v| v.expect("valid JSON")).count(), 2);
+    let values: Vec<Value> = serde_json::Deserializer::from_str(&out)
+        .into_iter::<Value>()
+        .collect::<Result<_, _>>()
+        .expect("valid JSON stream");
+    assert_eq!(values.len(), 2);
 }
 
 #[test]
