@@ -23,21 +23,12 @@ impl Engine {
     /// An engine over `catalog` with the given scoring configuration and input limits.
     pub fn new(catalog: Catalog, scoring: ScoringConfig, limits: Limits) -> Engine {
         let matcher = extract::Matcher::new(&catalog.lexicon);
-        Engine {
-            catalog,
-            scoring,
-            limits,
-            matcher,
-        }
+        Engine { catalog, scoring, limits, matcher }
     }
 
     /// An engine over the embedded catalogue and defaults.
     pub fn with_defaults() -> Result<Engine> {
-        Ok(Engine::new(
-            Catalog::embedded()?,
-            ScoringConfig::default(),
-            Limits::default(),
-        ))
+        Ok(Engine::new(Catalog::embedded()?, ScoringConfig::default(), Limits::default()))
     }
 
     /// The catalogue in use.
@@ -79,9 +70,5 @@ fn content_hash(artifact: &Artifact) -> String {
         hasher.update([0u8]);
         hasher.update(section.text.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -16,10 +16,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits {
-            max_bytes: 32 * 1024 * 1024,
-            max_depth: 256,
-        }
+        Limits { max_bytes: 32 * 1024 * 1024, max_depth: 256 }
     }
 }
 
