@@ -53,11 +53,11 @@ pub fn normalize(origin: &str, bytes: &[u8], limits: &Limits) -> Result<Vec<Arti
         offset: e.valid_up_to(),
     })?;
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let Some(first) = body.trim_start().bytes().next() else {
+    if body.trim_start().is_empty() {
         return Err(Error::Empty {
             origin: origin.to_string(),
         });
-    };
+    }
 
     if looks_like_json(body) {
         return tickets::normalize(origin, text, limits);
