@@ -201,6 +201,7 @@ pub fn extract(artifact: &Artifact, lexicon: &Lexicon, matcher: &Matcher) -> Fac
         m: matcher,
         facts: Facts::default(),
         index: HashMap::new(),
+        aliases: Vec::new(),
     };
     for section in &artifact.sections {
         reader.section(section);
@@ -214,6 +215,8 @@ struct Reader<'a> {
     m: &'a Matcher,
     facts: Facts,
     index: HashMap<Vec<String>, usize>,
+    /// Entities found to be other names of an earlier one: (alias, entity).
+    aliases: Vec<(usize, usize)>,
 }
 
 impl Reader<'_> {
@@ -221,6 +224,7 @@ impl Reader<'_> {
         let path = section.heading_path.join(" > ");
         let mut focus: Option<usize> = None;
         let mut line_start = usize::MAX;
+        let mut introduced: Option<usize> = None;
         for sentence in text::sentences(&section.text) {
             let evidence = self.evidence(section, &path, sentence.clone());
             let tokens = text::tokens(&section.text, sentence.clone());
@@ -232,16 +236,24 @@ impl Reader<'_> {
                 line_start = sentence.start;
             }
             let mentions = self.mentions(section, &tokens, sentence.clone(), &evidence, focus);
-            if let Some(m) = mentions.first() {
+            let introduces = mentions.first().filter(|m| {
                 // A sentence that is only a name ("Browser.", a table's first cell) introduces it.
                 let rest = &section.text[m.range.end..sentence.end];
-                if starts_line
+                starts_line
                     && m.range.start == first.range.start
                     && rest.trim_matches(['.', ':', ' ']).is_empty()
-                {
-                    self.facts.entities[m.entity].defined = true;
+            });
+            if let Some(m) = introduces {
+                self.facts.entities[m.entity].defined = true;
+            }
+            if let (Some(d), Some(m)) = (introduced, mentions.first()) {
+                // "Loyalty database. A PostgreSQL database holding ...": the sentence after an
+                // introduction describes the component it introduced.
+                if self.describes(d, m, &tokens) {
+                    self.aliases.push((m.entity, d));
                 }
             }
+            introduced = introduces.map(|m| m.entity);
             let pronoun_subject = self.m.pronouns.contains(&first.lower);
             let mut targets: Vec<usize> = mentions.iter().map(|m| m.entity).collect();
             if pronoun_subject || targets.is_empty() {
@@ -268,6 +280,17 @@ impl Reader<'_> {
                 focus = None;
             }
         }
+    }
+
+    /// Whether mention `m`, opening a sentence, names the same component as entity `d` in
+    /// other words: same kind of element, within the first few words.
+    fn describes(&self, d: usize, m: &Mention, tokens: &[Token]) -> bool {
+        let position = tokens
+            .iter()
+            .position(|t| t.range.start >= m.range.start)
+            .unwrap_or(usize::MAX);
+        let kind = |e: usize| self.lexicon.components[self.facts.entities[e].component].kind;
+        m.entity != d && position <= 3 && kind(m.entity) == kind(d)
     }
 
     fn evidence(&self, section: &Section, path: &str, range: Range<usize>) -> Evidence {
@@ -320,11 +343,11 @@ impl Reader<'_> {
                 .map(str::to_lowercase)
                 .collect();
             let generic = modifiers.is_none() && technologies.is_empty() && compound.len() == 1;
-            let vague = generic && self.m.weak_heads.contains(&head_words.join(" "))
-                || generic
-                    && head_words
+            let vague = generic
+                && (self.m.weak_heads.contains(&head_words.join(" "))
+                    || head_words
                         .iter()
-                        .all(|w| self.m.weak_heads.contains(&text::singular(w)));
+                        .all(|w| self.m.weak_heads.contains(&text::singular(w))));
             let name = clean_name(&text[name_range.clone()]);
             let key = self.key(&name);
             if key.is_empty() {
@@ -383,9 +406,8 @@ impl Reader<'_> {
         let pos = tokens.iter().position(|t| t.range.end > head_start)?;
         let mut start = None;
         let mut next_start = head_start;
-        let mut taken = 0;
         let mut meaningful = false;
-        for t in tokens[..pos].iter().rev() {
+        for (taken, t) in tokens[..pos].iter().rev().enumerate() {
             if taken == MAX_MODIFIERS
                 || t.range.end > next_start
                 || !only_space(&text[t.range.end..next_start])
@@ -404,7 +426,6 @@ impl Reader<'_> {
             meaningful |= !self.m.weak_modifiers.contains(w);
             start = Some(t.range.start);
             next_start = t.range.start;
-            taken += 1;
         }
         start.filter(|_| meaningful)
     }
@@ -655,7 +676,7 @@ impl Reader<'_> {
     fn merge_subsets(&mut self) {
         let n = self.facts.entities.len();
         let mut target: Vec<usize> = (0..n).collect();
-        for a in 0..n {
+        for (a, slot) in target.iter_mut().enumerate() {
             let ea = &self.facts.entities[a];
             let supersets: Vec<usize> = (0..n)
                 .filter(|&b| {
@@ -664,19 +685,21 @@ impl Reader<'_> {
                         && eb.component == ea.component
                         && eb.key.len() > ea.key.len()
                         && ea.key.iter().all(|w| eb.key.contains(w))
-                        && ea.key.last() == eb.key.last()
                 })
                 .collect();
             if let [only] = supersets.as_slice() {
-                target[a] = *only;
+                *slot = *only;
+            }
+        }
+        for &(alias, entity) in &self.aliases {
+            if root(&target, entity) != alias && root(&target, alias) != root(&target, entity) {
+                let r = root(&target, alias);
+                target[r] = root(&target, entity);
             }
         }
         let mut merged: Vec<Option<Entity>> = self.facts.entities.drain(..).map(Some).collect();
         for a in 0..n {
-            let mut b = target[a];
-            while target[b] != b {
-                b = target[b];
-            }
+            let b = root(&target, a);
             if b != a {
                 let from = merged[a].take().expect("each entity merges once");
                 let into = merged[b].as_mut().expect("targets are kept");
@@ -736,6 +759,17 @@ impl Entity {
                 |(form, _)| text::capitalize_first(form),
             )
     }
+}
+
+/// The entity that `i` is merged into, following the chain of merges.
+fn root(target: &[usize], mut i: usize) -> usize {
+    for _ in 0..target.len() {
+        if target[i] == i {
+            break;
+        }
+        i = target[i];
+    }
+    i
 }
 
 fn absorb(into: &mut Entity, from: Entity) {

@@ -15,6 +15,15 @@ const MAX_NODES: usize = 40;
 /// Signals that make a component reachable by untrusted callers.
 const EXPOSURE_SIGNALS: [&str; 2] = ["open_network", "no_authentication"];
 
+/// Words in a component's own name that say outsiders reach it.
+const EXPOSURE_WORDS: [&str; 5] = [
+    "public",
+    "internet-facing",
+    "external",
+    "customer-facing",
+    "partner-facing",
+];
+
 /// Protocol words recognised in a flow's sentence, with the protocol they name.
 const PROTOCOLS: [(&str, &str); 16] = [
     ("https", "https"),
@@ -127,13 +136,13 @@ pub fn build(facts: &Facts, lexicon: &Lexicon) -> Model {
     model
 }
 
-/// The entities worth a box: named specifically, or named more than once, or introduced as a
-/// topic; the most mentioned first when there are too many.
+/// The entities worth a box: named specifically, or named more than once; the most mentioned
+/// first when there are too many.
 fn select_entities(facts: &Facts) -> Vec<usize> {
     let mut kept: Vec<usize> = (0..facts.entities.len())
         .filter(|&i| {
             let e = &facts.entities[i];
-            e.specific || e.mention_count() >= 2 || e.defined
+            e.specific || e.mention_count() >= 2
         })
         .collect();
     if kept.len() > MAX_NODES {
@@ -183,9 +192,14 @@ fn finish(model: &mut Model, lexicon: &Lexicon) {
         if node.kind == ElementKind::DataStore && most_sensitive >= 4 {
             node.trust_zone = TrustZone::Restricted;
         }
-        if EXPOSURE_SIGNALS
-            .iter()
-            .any(|s| facts.signals.contains_key(*s))
+        let exposed_name = node
+            .name
+            .split_whitespace()
+            .any(|w| EXPOSURE_WORDS.contains(&w.to_lowercase().as_str()));
+        if exposed_name
+            || EXPOSURE_SIGNALS
+                .iter()
+                .any(|s| facts.signals.contains_key(*s))
         {
             node.entry_point = true;
         }

@@ -18,6 +18,9 @@ use crate::score::FactorGroupBuilder;
 /// Most findings kept for one element and one category; the best-evidenced win.
 pub const MAX_PER_ELEMENT_CATEGORY: usize = 2;
 
+/// Most findings kept for one element, over all categories.
+pub const MAX_PER_ELEMENT: usize = 4;
+
 /// Most quotes attached to one finding.
 const MAX_EVIDENCE: usize = 3;
 
@@ -49,6 +52,8 @@ pub struct Candidate {
     pub strength: u32,
     /// Whether a design-wide control addresses the threat (lowers exploitability).
     pub partially_mitigated: Option<String>,
+    /// The rule's own likelihood times impact, to rank equally evidenced candidates.
+    pub priority: f64,
 }
 
 /// Runs the catalogue over the model.
@@ -202,10 +207,12 @@ fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
     }
     evidence.dedup();
     evidence.truncate(MAX_EVIDENCE);
+    let priority = rule.likelihood.value() * rule.impact.value();
     Some(Candidate {
         finding: finding(rule, s, evidence),
         strength,
         partially_mitigated,
+        priority,
     })
 }
 
@@ -287,20 +294,34 @@ pub fn fingerprint(rule: &str, element_name: &str, evidence: &[Evidence]) -> Str
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Keeps, per element and category, the best-evidenced few findings.
+/// Keeps the best-evidenced findings: a few per element and category, and a few per element
+/// over all categories, so a reviewer reads the threats that matter rather than every rule that
+/// could apply. A finding inferred from the kind of element alone (no stated fact behind it) is
+/// kept only when nothing better covers that element and category.
 fn keep_strongest(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
     candidates.sort_by(|a, b| {
         b.strength
             .cmp(&a.strength)
+            .then_with(|| b.priority.total_cmp(&a.priority))
             .then_with(|| a.finding.rule.cmp(&b.finding.rule))
     });
-    let mut seen: BTreeMap<(String, ThreatCategory), usize> = BTreeMap::new();
+    let mut per_category: BTreeMap<(String, ThreatCategory), usize> = BTreeMap::new();
+    let mut per_element: BTreeMap<String, usize> = BTreeMap::new();
     candidates.retain(|c| {
-        let count = seen
-            .entry((c.finding.element.clone(), c.finding.category))
-            .or_default();
-        *count += 1;
-        *count <= MAX_PER_ELEMENT_CATEGORY
+        let key = (c.finding.element.clone(), c.finding.category);
+        let in_category = per_category.entry(key).or_default();
+        let limit = if c.strength == 0 {
+            1
+        } else {
+            MAX_PER_ELEMENT_CATEGORY
+        };
+        let on_element = per_element.entry(c.finding.element.clone()).or_default();
+        if *in_category >= limit || *on_element >= MAX_PER_ELEMENT {
+            return false;
+        }
+        *in_category += 1;
+        *on_element += 1;
+        true
     });
     candidates
 }

@@ -120,6 +120,15 @@ fn document(origin: &str, body: &str, base: usize, limits: &Limits) -> Result<Ar
     })
 }
 
+/// The file name of `origin` without its extension (the whole origin when it has none).
+fn file_stem(origin: &str) -> String {
+    Path::new(origin)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| origin.to_string())
+}
+
 #[cfg(test)]
 mod detection_tests {
     use super::*;
@@ -139,13 +148,4 @@ mod detection_tests {
         let got = normalize("doc.md", doc, &Limits::default()).unwrap();
         assert_eq!(got[0].format, SourceFormat::Markdown);
     }
-}
-
-/// The file name of `origin` without its extension (the whole origin when it has none).
-fn file_stem(origin: &str) -> String {
-    Path::new(origin)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| origin.to_string())
 }

@@ -32,6 +32,13 @@ fn node<'a>(review: &'a Review, name: &str) -> &'a vigil_core::DfdNode {
         .nodes
         .iter()
         .find(|n| n.name.eq_ignore_ascii_case(name))
+        .or_else(|| {
+            review
+                .dfd
+                .nodes
+                .iter()
+                .find(|n| n.name.to_lowercase().ends_with(&name.to_lowercase()))
+        })
         .unwrap_or_else(|| {
             panic!(
                 "no node {name:?} in {:?}",
@@ -67,7 +74,12 @@ fn flows_follow_the_verbs() {
     let name = |id: &str| {
         r.dfd
             .node(id)
-            .map(|n| n.name.to_lowercase())
+            .map(|n| {
+                n.name
+                    .to_lowercase()
+                    .trim_start_matches("brightcart ")
+                    .to_owned()
+            })
             .unwrap_or_default()
     };
     let flows: Vec<(String, String)> = r
