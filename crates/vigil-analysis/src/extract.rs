@@ -21,6 +21,8 @@ const NEGATION_WINDOW: usize = 4;
 #[derive(Debug, Clone)]
 struct TermSet {
     automaton: AhoCorasick,
+    /// Whether a match must not be part of a hyphenated word ("app" in "in-app").
+    whole_tokens: bool,
     /// Per pattern: index of the lexicon entry it belongs to, and whether it is a head noun.
     entries: Vec<(usize, bool)>,
 }
@@ -34,7 +36,11 @@ impl TermSet {
             .build(&patterns)
             .expect("lexicon terms form a valid automaton");
         let entries = terms.iter().map(|(_, e, h)| (*e, *h)).collect();
-        TermSet { automaton, entries }
+        TermSet {
+            automaton,
+            entries,
+            whole_tokens: false,
+        }
     }
 
     /// Matches on word boundaries inside `text[range]`: (byte range, entry, is_head).
@@ -49,6 +55,7 @@ impl TermSet {
                 )
             })
             .filter(|(r, _)| text::on_word_boundaries(text, r))
+            .filter(|(r, _)| !self.whole_tokens || !inside_hyphenated(text, r))
             .map(|(r, p)| (r, self.entries[p].0, self.entries[p].1))
             .collect()
     }
@@ -96,7 +103,10 @@ impl Matcher {
             }
         }
         Matcher {
-            components: TermSet::new(component_terms),
+            components: TermSet {
+                whole_tokens: true,
+                ..TermSet::new(component_terms)
+            },
             data: TermSet::new(flatten(lexicon.data_classes.iter().map(|d| &d.terms))),
             controls: TermSet::new(flatten(lexicon.controls.iter().map(|c| &c.terms))),
             negations: TermSet::new(flatten(std::iter::once(&lexicon.negations))),
@@ -290,7 +300,8 @@ impl Reader<'_> {
             .position(|t| t.range.start >= m.range.start)
             .unwrap_or(usize::MAX);
         let kind = |e: usize| self.lexicon.components[self.facts.entities[e].component].kind;
-        m.entity != d && position <= 3 && kind(m.entity) == kind(d)
+        let first_seen = self.facts.entities[m.entity].mentions.len() <= 1;
+        m.entity != d && first_seen && position <= 3 && kind(m.entity) == kind(d)
     }
 
     fn evidence(&self, section: &Section, path: &str, range: Range<usize>) -> Evidence {
@@ -404,11 +415,10 @@ impl Reader<'_> {
     /// Start of the qualifier run before a head at `head_start`, if any.
     fn modifiers(&self, text: &str, tokens: &[Token], head_start: usize) -> Option<usize> {
         let pos = tokens.iter().position(|t| t.range.end > head_start)?;
-        let mut start = None;
+        let mut run: Vec<&Token> = Vec::new();
         let mut next_start = head_start;
-        let mut meaningful = false;
-        for (taken, t) in tokens[..pos].iter().rev().enumerate() {
-            if taken == MAX_MODIFIERS
+        for t in tokens[..pos].iter().rev() {
+            if run.len() == MAX_MODIFIERS
                 || t.range.end > next_start
                 || !only_space(&text[t.range.end..next_start])
             {
@@ -423,11 +433,43 @@ impl Reader<'_> {
             {
                 break;
             }
-            meaningful |= !self.m.weak_modifiers.contains(w);
-            start = Some(t.range.start);
+            run.push(t);
             next_start = t.range.start;
         }
-        start.filter(|_| meaningful)
+        run.reverse();
+        self.trim_run(text, tokens, &mut run, head_start);
+        let meaningful = run
+            .iter()
+            .any(|t| !self.m.weak_modifiers.contains(&t.lower));
+        run.first().filter(|_| meaningful).map(|t| t.range.start)
+    }
+
+    /// Drops qualifiers that are not part of the name: a sentence-opening -ing verb before a
+    /// lower-case head ("Storing user data"), and lower-case words before a capitalised name
+    /// ("design review Owner", "public Coffer API").
+    fn trim_run(&self, text: &str, tokens: &[Token], run: &mut Vec<&Token>, head_start: usize) {
+        let capital = |t: &Token| text[t.range.clone()].starts_with(|c: char| c.is_uppercase());
+        let head_capital = text[head_start..].starts_with(|c: char| c.is_uppercase());
+        if let (Some(first), Some(opening)) = (run.first(), tokens.first()) {
+            if first.range.start == opening.range.start
+                && first.lower.ends_with("ing")
+                && !head_capital
+            {
+                run.remove(0);
+            }
+        }
+        let first_capital = run.iter().position(|t| capital(t)).unwrap_or(run.len());
+        let sentence_start = |t: &Token| {
+            tokens
+                .first()
+                .is_some_and(|o| o.range.start == t.range.start)
+        };
+        let lower_prefix = run[..first_capital]
+            .iter()
+            .all(|t| !capital(t) && !sentence_start(t));
+        if lower_prefix && (first_capital < run.len() || head_capital) && first_capital > 0 {
+            run.drain(..first_capital);
+        }
     }
 
     fn key(&self, name: &str) -> Vec<String> {
@@ -826,6 +868,11 @@ fn negated(
             && !text[r.end..range.start].contains([',', ';', '(']))
             || (r.start <= range.start && r.end >= range.end)
     })
+}
+
+/// Whether `range` touches a hyphen on either side, as "app" in "in-app".
+fn inside_hyphenated(text: &str, range: &Range<usize>) -> bool {
+    text[..range.start].ends_with('-') || text[range.end..].starts_with('-')
 }
 
 fn only_space(s: &str) -> bool {

@@ -155,9 +155,14 @@ fn select_entities(facts: &Facts) -> Vec<usize> {
 
 fn node(entity: &Entity, n: usize, lexicon: &Lexicon) -> (DfdNode, ElementFacts) {
     let component = &lexicon.components[entity.component];
+    let name = if component.kind == ElementKind::ExternalEntity {
+        singular_name(&entity.name)
+    } else {
+        entity.name.clone()
+    };
     let node = DfdNode {
         id: format!("n{}", n + 1),
-        name: entity.name.clone(),
+        name,
         kind: component.kind,
         component: component.id.clone(),
         trust_zone: component.zone,
@@ -271,6 +276,24 @@ fn finish(model: &mut Model, lexicon: &Lexicon) {
         .filter(|n| n.entry_point)
         .map(|n| n.id.clone())
         .collect();
+}
+
+/// Actors are drawn in the singular: "Signed-in users" becomes "Signed-in user".
+fn singular_name(name: &str) -> String {
+    match name.rsplit_once(' ') {
+        Some((head, last)) => format!("{head} {}", singular_word(last)),
+        None => singular_word(name),
+    }
+}
+
+fn singular_word(word: &str) -> String {
+    let lower = word.to_lowercase();
+    let singular = crate::text::singular(&lower);
+    if singular == lower || word.len() != lower.len() {
+        return word.to_owned();
+    }
+    // Keep the original casing of the letters that remain.
+    word[..singular.len().min(word.len())].to_owned() + &singular[singular.len().min(word.len())..]
 }
 
 fn boundary_id(a: TrustZone, b: TrustZone) -> String {

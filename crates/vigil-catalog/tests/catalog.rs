@@ -129,9 +129,28 @@ fn every_rule_is_well_formed_and_discriminating() {
     }
 }
 
+/// Component types common enough that a rule keyed on them alone would fire everywhere.
+const BROAD_COMPONENTS: [&str; 8] = [
+    "service",
+    "api",
+    "web_app",
+    "database",
+    "worker",
+    "function",
+    "object_store",
+    "end_user",
+];
+
 fn discriminating(rule: &Rule) -> bool {
     let w = &rule.when;
-    !w.signals.is_empty()
+    let narrow_components = !w.components.is_empty()
+        && w.components.len() <= 2
+        && !w
+            .components
+            .iter()
+            .any(|c| BROAD_COMPONENTS.contains(&c.as_str()));
+    narrow_components
+        || !w.signals.is_empty()
         || !w.controls_ruled_out.is_empty()
         || !w.data.is_empty()
         || !w.technologies.is_empty()
