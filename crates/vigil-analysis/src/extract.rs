@@ -202,6 +202,8 @@ pub struct Facts {
 struct Mention {
     range: Range<usize>,
     entity: usize,
+    /// Named only by a technology ("PostgreSQL", "Next.js"), with no head noun.
+    technology_only: bool,
 }
 
 /// Reads one artifact.
@@ -246,6 +248,7 @@ impl Reader<'_> {
                 line_start = sentence.start;
             }
             let mentions = self.mentions(section, &tokens, sentence.clone(), &evidence, focus);
+            let mentions = self.fold_technologies(mentions, focus);
             let introduces = mentions.first().filter(|m| {
                 // A sentence that is only a name ("Browser.", a table's first cell) introduces it.
                 let rest = &section.text[m.range.end..sentence.end];
@@ -290,6 +293,41 @@ impl Reader<'_> {
                 focus = None;
             }
         }
+    }
+
+    /// A technology named beside a component of its type is that component's technology, not a
+    /// box of its own: "the chat web app (Next.js)", "the player database runs PostgreSQL".
+    fn fold_technologies(&mut self, mentions: Vec<Mention>, focus: Option<usize>) -> Vec<Mention> {
+        let component = |r: &Self, e: usize| r.facts.entities[e].component;
+        let owners: Vec<usize> = mentions
+            .iter()
+            .filter(|m| !m.technology_only)
+            .map(|m| m.entity)
+            .collect();
+        let mut kept = Vec::with_capacity(mentions.len());
+        for m in mentions {
+            let owner = if m.technology_only {
+                let same =
+                    |&e: &usize| component(self, e) == component(self, m.entity) && e != m.entity;
+                owners
+                    .iter()
+                    .copied()
+                    .find(same)
+                    .or_else(|| focus.filter(same))
+            } else {
+                None
+            };
+            match owner {
+                Some(owner) => {
+                    let technologies =
+                        std::mem::take(&mut self.facts.entities[m.entity].technologies);
+                    self.facts.entities[owner].technologies.extend(technologies);
+                    self.aliases.push((m.entity, owner));
+                }
+                None => kept.push(m),
+            }
+        }
+        kept
     }
 
     /// Whether mention `m`, opening a sentence, names the same component as entity `d` in
@@ -379,9 +417,11 @@ impl Reader<'_> {
             if ent.mentions.len() < 12 && ent.mentions.last() != Some(evidence) {
                 ent.mentions.push(evidence.clone());
             }
+            let technology_only = compound.iter().all(|(_, _, head)| !head);
             out.push(Mention {
                 range: name_range,
                 entity,
+                technology_only,
             });
         }
         out

@@ -76,7 +76,21 @@ fn subjects(model: &Model) -> Vec<Subject<'_>> {
     for (node, facts) in dfd.nodes.iter().zip(&model.node_facts) {
         out.push(node_subject(node, facts));
     }
-    for (flow, facts) in dfd.flows.iter().zip(&model.flow_facts) {
+    for (i, (flow, facts)) in dfd.flows.iter().zip(&model.flow_facts).enumerate() {
+        // A request and its reply are one conversation: threats are raised on the first,
+        // unless the reply carries data or signals of its own.
+        let reply = dfd.flows[..i]
+            .iter()
+            .zip(&model.flow_facts)
+            .any(|(f, first)| {
+                f.from == flow.to
+                    && f.to == flow.from
+                    && facts.data.keys().all(|d| first.data.contains_key(d))
+                    && facts.signals.keys().all(|x| first.signals.contains_key(x))
+            });
+        if reply {
+            continue;
+        }
         let end = |id: &str| dfd.nodes.iter().position(|n| n.id == id);
         let (Some(a), Some(b)) = (end(&flow.from), end(&flow.to)) else {
             continue;
