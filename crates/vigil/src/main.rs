@@ -267,7 +267,13 @@ fn rules(config: &Config, args: RulesArgs) -> Result<ExitCode> {
                 .rules
                 .get(&id)
                 .with_context(|| format!("no rule `{id}`"))?;
-            out = toml::to_string_pretty(rule)?;
+            // Printed as a `[[rule]]` block, ready to copy into a rules folder and edit.
+            let mut file = toml::Table::new();
+            file.insert(
+                "rule".to_owned(),
+                toml::Value::Array(vec![toml::Value::try_from(rule)?]),
+            );
+            out = toml::to_string_pretty(&file)?;
         }
         None => {
             for rule in catalog.rules.iter() {

@@ -1,0 +1,167 @@
+//! End-to-end tests of the `vigil` binary: inputs, output formats, exit codes, configuration
+//! errors and the other commands, run as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .current_dir(std::env::temp_dir())
+        .env_remove("VIGIL__SCORING__URGENCY_SHARE")
+        .output()
+        .expect("the binary runs")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_files_are_named_and_the_rest_still_analysed() {
+    let dir = fixtures().join("mixed");
+    let out = vigil(&["analyze", "--format", "json", path(&dir)]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    for bad in ["truncated.json", "empty.md", "binary.txt"] {
+        assert!(err.contains(bad), "{bad} not named in: {err}");
+    }
+    assert!(
+        err.contains("invalid JSON") && err.contains("empty") && err.contains("UTF-8"),
+        "{err}"
+    );
+    let reviews: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&stdout(&out))
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(reviews.len(), 1, "the good file is still reported");
+    assert!(!reviews[0]["findings"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn every_output_format_renders() {
+    let file = fixtures().join("mixed/loyalty.md");
+    let expect: [(&str, &dyn Fn(&str) -> bool); 7] = [
+        ("table", &|s| s.contains("Loyalty")),
+        ("json", &|s| {
+            serde_json::from_str::<serde_json::Value>(s).is_ok()
+        }),
+        ("markdown", &|s| {
+            s.starts_with('#') && s.contains("```mermaid")
+        }),
+        ("sarif", &|s| {
+            serde_json::from_str::<serde_json::Value>(s).unwrap()["version"] == "2.1.0"
+        }),
+        ("mermaid", &|s| s.contains("flowchart LR")),
+        ("dot", &|s| s.contains("digraph")),
+        ("svg", &|s| {
+            s.contains("<svg") && s.trim_end().ends_with("</svg>")
+        }),
+    ];
+    for (format, check) in expect {
+        let out = vigil(&["analyze", "--format", format, path(&file)]);
+        assert_eq!(out.status.code(), Some(0), "{format}: {}", stderr(&out));
+        assert!(
+            check(&stdout(&out)),
+            "{format} output looks wrong:\n{}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn output_file_and_fail_on_threshold() {
+    let file = fixtures().join("mixed/loyalty.md");
+    let target = std::env::temp_dir().join(format!("vigil-cli-{}.sarif", std::process::id()));
+    let out = vigil(&[
+        "analyze",
+        "-f",
+        "sarif",
+        "-o",
+        path(&target),
+        "--fail-on",
+        "low",
+        path(&file),
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert!(!sarif["runs"][0]["results"].as_array().unwrap().is_empty());
+    std::fs::remove_file(target).unwrap();
+    let out = vigil(&[
+        "analyze",
+        "--fail-on",
+        "critical",
+        "-f",
+        "json",
+        path(&file),
+    ]);
+    let any_critical = stdout(&out).contains("\"severity\": \"critical\"");
+    assert_eq!(out.status.code(), Some(if any_critical { 3 } else { 0 }));
+}
+
+#[test]
+fn usage_and_configuration_errors_exit_2() {
+    let out = vigil(&["analyze", "--format", "pdf", "x.md"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("pdf"), "{}", stderr(&out));
+
+    let out = vigil(&["analyze", "/nonexistent/design.md"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("/nonexistent/design.md"));
+
+    let config = std::env::temp_dir().join(format!("vigil-cli-{}.toml", std::process::id()));
+    std::fs::write(&config, "[scoring]\nweights = 1\n").unwrap();
+    let out = vigil(&["--config", path(&config), "rules"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("weights"), "{}", stderr(&out));
+    std::fs::remove_file(config).unwrap();
+}
+
+#[test]
+fn customer_rules_override_and_disable_built_in_ones() {
+    let dir = std::env::temp_dir().join(format!("vigil-cli-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listed = stdout(&vigil(&["rules"]));
+    assert!(listed.lines().count() >= 135, "{listed}");
+    let shown = stdout(&vigil(&["rules", "VGL-S-001"]));
+    assert!(shown.starts_with("[[rule]]"), "{shown}");
+    std::fs::write(
+        dir.join("site.toml"),
+        shown.replace("enabled = true", "enabled = false"),
+    )
+    .unwrap();
+    let out = vigil(&["rules", "--rules-dir", path(&dir)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out)
+        .lines()
+        .any(|l| l.starts_with("VGL-S-001") && l.contains("(disabled)")));
+    std::fs::write(dir.join("broken.toml"), "[[rule]]\nid = 3\n").unwrap();
+    let out = vigil(&["rules", "--rules-dir", path(&dir)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("broken.toml"), "{}", stderr(&out));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bench_prints_its_figures() {
+    let out = vigil(&["bench", "--iterations", "5"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    for figure in ["pipeline median", "artifacts/s", "baseline", "target"] {
+        assert!(text.contains(figure), "{figure} missing:\n{text}");
+    }
+}
