@@ -53,7 +53,8 @@ fn bad_files_are_named_and_the_rest_still_analysed() {
 #[test]
 fn every_output_format_renders() {
     let file = fixtures().join("mixed/loyalty.md");
-    let expect: [(&str, &dyn Fn(&str) -> bool); 7] = [
+    type Check<'a> = &'a dyn Fn(&str) -> bool;
+    let expect: [(&str, Check); 7] = [
         ("table", &|s| s.contains("Loyalty")),
         ("json", &|s| {
             serde_json::from_str::<serde_json::Value>(s).is_ok()
