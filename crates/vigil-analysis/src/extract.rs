@@ -97,9 +97,14 @@ impl Matcher {
                 .collect::<HashSet<_>>()
         };
         let mut verbs: HashSet<String> = lexicon.language.verb_forms().into_iter().collect();
+        // Third-person forms of interaction verbs ("exports", "reads") are verbs; their base
+        // forms double as nouns in names ("export worker", "search service").
         for interaction in &lexicon.interactions {
             for verb in &interaction.verbs {
-                verbs.extend(verb.split_whitespace().next().map(str::to_owned));
+                let first = verb.split_whitespace().next().unwrap_or_default();
+                if first.ends_with('s') && !first.ends_with("ss") {
+                    verbs.insert(first.to_owned());
+                }
             }
         }
         Matcher {
@@ -263,6 +268,7 @@ impl Reader<'_> {
                 // "Loyalty database. A PostgreSQL database holding ...": the sentence after an
                 // introduction describes the component it introduced.
                 if self.describes(d, m, &tokens) {
+                    self.facts.entities[m.entity].forms.clear();
                     self.aliases.push((m.entity, d));
                 }
             }
@@ -322,6 +328,7 @@ impl Reader<'_> {
                     let technologies =
                         std::mem::take(&mut self.facts.entities[m.entity].technologies);
                     self.facts.entities[owner].technologies.extend(technologies);
+                    self.facts.entities[m.entity].forms.clear();
                     self.aliases.push((m.entity, owner));
                 }
                 None => kept.push(m),
@@ -427,13 +434,27 @@ impl Reader<'_> {
         out
     }
 
+    /// Whether the head is a qualifier of an attribute right after it: "queue key", "queue
+    /// access key", "database password".
     fn followed_by_attribute(&self, tokens: &[Token], range: &Range<usize>) -> bool {
-        tokens
-            .iter()
-            .find(|t| t.range.start >= range.end)
-            .is_some_and(|t| {
-                t.range.start <= range.end + 1 && self.m.attribute_nouns.contains(&t.lower)
-            })
+        let Some(pos) = tokens.iter().position(|t| t.range.start >= range.end) else {
+            return false;
+        };
+        let adjacent = |t: &Token, end: usize| t.range.start <= end + 1;
+        let first = &tokens[pos];
+        if !adjacent(first, range.end) {
+            return false;
+        }
+        if self.m.attribute_nouns.contains(&first.lower) {
+            return true;
+        }
+        let plain =
+            !self.m.stopwords.contains(&first.lower) && !self.m.verbs.contains(&first.lower);
+        tokens.get(pos + 1).is_some_and(|second| {
+            plain
+                && adjacent(second, first.range.end)
+                && self.m.attribute_nouns.contains(&second.lower)
+        })
     }
 
     /// The component type of a compound: its last head, unless that head is a vague container
@@ -488,8 +509,11 @@ impl Reader<'_> {
     /// lower-case head ("Storing user data"), and lower-case words before a capitalised name
     /// ("design review Owner", "public Coffer API").
     fn trim_run(&self, text: &str, tokens: &[Token], run: &mut Vec<&Token>, head_start: usize) {
-        let capital = |t: &Token| text[t.range.clone()].starts_with(|c: char| c.is_uppercase());
-        let head_capital = text[head_start..].starts_with(|c: char| c.is_uppercase());
+        let capital = |t: &Token| titlecase(&text[t.range.clone()]);
+        let head_end = text[head_start..]
+            .find(|c: char| !c.is_alphanumeric())
+            .map_or(text.len(), |e| head_start + e);
+        let head_capital = titlecase(&text[head_start..head_end]);
         if let (Some(first), Some(opening)) = (run.first(), tokens.first()) {
             if first.range.start == opening.range.start
                 && first.lower.ends_with("ing")
@@ -910,6 +934,12 @@ fn negated(
     })
 }
 
+/// Whether a word is written like a name ("Owner", "Coffer"), not like an acronym ("API").
+fn titlecase(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars.next().is_some_and(char::is_uppercase) && chars.any(char::is_lowercase)
+}
+
 /// Whether `range` touches a hyphen on either side, as "app" in "in-app".
 fn inside_hyphenated(text: &str, range: &Range<usize>) -> bool {
     text[..range.start].ends_with('-') || text[range.end..].starts_with('-')
@@ -925,4 +955,141 @@ fn clean_name(s: &str) -> String {
         .join(" ")
         .trim_matches(|c: char| !c.is_alphanumeric())
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{normalize, Limits};
+
+    fn facts(markdown: &str) -> Facts {
+        let lexicon = Lexicon::embedded().unwrap();
+        let matcher = Matcher::new(&lexicon);
+        let artifact = normalize("t.md", markdown.as_bytes(), &Limits::default())
+            .unwrap()
+            .remove(0);
+        extract(&artifact, &lexicon, &matcher)
+    }
+
+    fn entity<'a>(f: &'a Facts, name: &str) -> &'a Entity {
+        f.entities
+            .iter()
+            .find(|e| e.name.eq_ignore_ascii_case(name))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {name:?} in {:?}",
+                    f.entities.iter().map(|e| &e.name).collect::<Vec<_>>()
+                )
+            })
+    }
+
+    fn flow(f: &Facts, from: &str, to: &str) -> bool {
+        let name = |i: usize| f.entities[i].name.to_lowercase();
+        f.flows
+            .iter()
+            .any(|x| name(x.from) == from && name(x.to) == to)
+    }
+
+    #[test]
+    fn names_keep_the_artifacts_own_qualifiers() {
+        let f = facts(
+            "# D\n\nThe existing Tallyfold web application puts jobs on the receipt queue.\n",
+        );
+        assert!(entity(&f, "Tallyfold web application").specific);
+        assert_eq!(entity(&f, "receipt queue").key, ["receipt", "queue"]);
+        assert!(flow(&f, "tallyfold web application", "receipt queue"));
+    }
+
+    #[test]
+    fn reading_verbs_reverse_the_flow_and_pronouns_keep_the_subject() {
+        let f = facts("# D\n\nThe billing worker starts at night. It reads invoices from the ledger database.\n");
+        assert!(
+            flow(&f, "ledger database", "billing worker"),
+            "{:?}",
+            f.flows
+        );
+        assert!(entity(&f, "billing worker").data.contains_key("financial"));
+    }
+
+    #[test]
+    fn a_bare_head_refers_back_to_the_component_named_before() {
+        let f = facts("# D\n\nThe export worker copies files. Later the worker deletes them.\n");
+        assert_eq!(
+            f.entities
+                .iter()
+                .filter(|e| e.key.last().is_some_and(|k| k == "worker"))
+                .count(),
+            1
+        );
+        assert!(entity(&f, "export worker").mention_count() >= 2);
+    }
+
+    #[test]
+    fn heads_used_as_qualifiers_are_not_components() {
+        let f = facts(
+            "# D\n\nThe payments service keeps the database password and the queue access key.\n",
+        );
+        assert!(
+            f.entities
+                .iter()
+                .all(|e| e.key != ["database"] && e.key != ["queue"]),
+            "{:?}",
+            f.entities
+        );
+        assert!(entity(&f, "payments service")
+            .data
+            .contains_key("credentials"));
+    }
+
+    #[test]
+    fn negated_controls_are_ruled_out_and_broad_reach_is_not_isolation() {
+        let f = facts(
+            "# D\n\nThe report API is called without TLS.\n\nThe audit database accepts connections from any host in the private network.\n",
+        );
+        assert!(entity(&f, "report API").absent_controls.contains_key("tls"));
+        let db = entity(&f, "audit database");
+        assert!(
+            !db.controls.contains_key("network_isolation"),
+            "{:?}",
+            db.controls
+        );
+        assert!(db.signals.contains_key("open_network"));
+    }
+
+    #[test]
+    fn an_introduced_component_absorbs_its_description() {
+        let f =
+            facts("# D\n\n**Orders database.** A PostgreSQL database holding customer names.\n");
+        let db = entity(&f, "Orders database");
+        assert!(
+            db.technologies.contains("postgresql"),
+            "{:?}",
+            db.technologies
+        );
+        assert!(db.data.contains_key("personal"));
+        assert_eq!(
+            f.entities
+                .iter()
+                .filter(|e| e.component == db.component)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn technologies_fold_into_the_component_they_describe() {
+        let f = facts("# D\n\nThe chat web app is written with Next.js and served by nginx.\n");
+        assert!(entity(&f, "chat web app").technologies.contains("next.js"));
+        assert!(f.entities.iter().all(|e| e.name != "Next.js"));
+    }
+
+    #[test]
+    fn hyphenated_words_do_not_hide_components() {
+        let f = facts("# D\n\nThe help desk offers in-app chat.\n");
+        assert!(
+            f.entities.iter().all(|e| e.key != ["app"]),
+            "{:?}",
+            f.entities
+        );
+    }
 }

@@ -136,13 +136,14 @@ pub fn build(facts: &Facts, lexicon: &Lexicon) -> Model {
     model
 }
 
-/// The entities worth a box: named specifically, or named more than once; the most mentioned
-/// first when there are too many.
+/// The entities worth a box: named specifically, named more than once, or taking part in a
+/// flow; the most mentioned first when there are too many.
 fn select_entities(facts: &Facts) -> Vec<usize> {
+    let in_flow = |i: usize| facts.flows.iter().any(|f| f.from == i || f.to == i);
     let mut kept: Vec<usize> = (0..facts.entities.len())
         .filter(|&i| {
             let e = &facts.entities[i];
-            e.specific || e.mention_count() >= 2
+            e.specific || e.mention_count() >= 2 || in_flow(i)
         })
         .collect();
     if kept.len() > MAX_NODES {
@@ -318,4 +319,79 @@ fn protocol(evidence: &[Evidence]) -> Option<String> {
             .find(|(word, _)| words.iter().any(|w| w == word))
             .map(|(_, p)| (*p).to_owned())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{extract, Matcher};
+    use crate::normalize::{normalize, Limits};
+
+    fn model(markdown: &str) -> Model {
+        let lexicon = Lexicon::embedded().unwrap();
+        let matcher = Matcher::new(&lexicon);
+        let artifact = normalize("t.md", markdown.as_bytes(), &Limits::default())
+            .unwrap()
+            .remove(0);
+        build(&extract(&artifact, &lexicon, &matcher), &lexicon)
+    }
+
+    fn node<'a>(m: &'a Model, name: &str) -> &'a DfdNode {
+        m.dfd
+            .nodes
+            .iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name))
+            .expect(name)
+    }
+
+    const DOC: &str =
+        "# D\n\nCustomers use the booking portal. The booking portal stores card numbers in the \
+                       payments database. The portal calls Stripe.\n";
+
+    #[test]
+    fn zones_follow_component_types_and_data() {
+        let m = model(DOC);
+        assert_eq!(node(&m, "Customer").trust_zone, TrustZone::Internet);
+        assert_eq!(node(&m, "Customer").kind, ElementKind::ExternalEntity);
+        assert_eq!(node(&m, "booking portal").trust_zone, TrustZone::Internal);
+        assert_eq!(
+            node(&m, "payments database").trust_zone,
+            TrustZone::Restricted
+        );
+        assert!(node(&m, "payments database")
+            .data
+            .contains(&"cardholder".to_owned()));
+        assert_eq!(node(&m, "Stripe").trust_zone, TrustZone::ThirdParty);
+    }
+
+    #[test]
+    fn flows_from_untrusted_zones_mark_entry_points_and_boundaries() {
+        let m = model(DOC);
+        let portal = node(&m, "booking portal");
+        assert!(portal.entry_point);
+        assert!(m.dfd.entry_points.contains(&portal.id));
+        let from_customer = m
+            .dfd
+            .flows
+            .iter()
+            .find(|f| f.to == portal.id)
+            .expect("customer flow");
+        assert!(from_customer.crosses_boundary);
+        assert_eq!(
+            from_customer.boundary.as_deref(),
+            Some("b-internet-internal")
+        );
+        assert!(m
+            .dfd
+            .boundaries
+            .iter()
+            .any(|b| b.outer == TrustZone::Internet && b.inner == TrustZone::Internal));
+    }
+
+    #[test]
+    fn actors_are_named_in_the_singular() {
+        assert_eq!(singular_name("Signed-in users"), "Signed-in user");
+        assert_eq!(singular_name("Browser"), "Browser");
+        assert_eq!(singular_name("Support agents"), "Support agent");
+    }
 }

@@ -8,6 +8,7 @@ use vigil_core::{Artifact, Review};
 use crate::error::Result;
 use crate::normalize::{self, Limits};
 use crate::score::ScoringConfig;
+use crate::threats::FindingLimits;
 use crate::{extract, model, paths, score, threats};
 
 /// Attack paths reported per artifact.
@@ -19,6 +20,7 @@ pub struct Engine {
     catalog: Catalog,
     scoring: ScoringConfig,
     limits: Limits,
+    finding_limits: FindingLimits,
     matcher: extract::Matcher,
 }
 
@@ -30,8 +32,15 @@ impl Engine {
             catalog,
             scoring,
             limits,
+            finding_limits: FindingLimits::default(),
             matcher,
         }
+    }
+
+    /// The same engine keeping at most this many findings per element.
+    pub fn with_finding_limits(mut self, finding_limits: FindingLimits) -> Engine {
+        self.finding_limits = finding_limits;
+        self
     }
 
     /// An engine over the embedded catalogue and defaults.
@@ -58,7 +67,7 @@ impl Engine {
     pub fn analyze_artifact(&self, artifact: &Artifact) -> Review {
         let facts = extract::extract(artifact, &self.catalog.lexicon, &self.matcher);
         let model = model::build(&facts, &self.catalog.lexicon);
-        let candidates = threats::generate(&model, &self.catalog);
+        let candidates = threats::generate(&model, &self.catalog, self.finding_limits);
         let findings = score::score_all(candidates, &model, artifact, &self.catalog, &self.scoring);
         let attack_paths = paths::find(&model.dfd, &findings, &self.catalog.lexicon, MAX_PATHS);
         let dfd = model.dfd;

@@ -15,11 +15,24 @@ use vigil_core::{
 use crate::model::{ElementFacts, Model};
 use crate::score::FactorGroupBuilder;
 
-/// Most findings kept for one element and one category; the best-evidenced win.
-pub const MAX_PER_ELEMENT_CATEGORY: usize = 2;
+/// How many findings are kept per element; the best-evidenced win.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FindingLimits {
+    /// Most findings on one element over all categories (0: no limit).
+    pub per_element: usize,
+    /// Most findings on one element in one category (0: no limit).
+    pub per_category: usize,
+}
 
-/// Most findings kept for one element, over all categories.
-pub const MAX_PER_ELEMENT: usize = 4;
+impl Default for FindingLimits {
+    fn default() -> Self {
+        FindingLimits {
+            per_element: 3,
+            per_category: 2,
+        }
+    }
+}
 
 /// Most quotes attached to one finding.
 const MAX_EVIDENCE: usize = 3;
@@ -57,7 +70,7 @@ pub struct Candidate {
 }
 
 /// Runs the catalogue over the model.
-pub fn generate(model: &Model, catalog: &Catalog) -> Vec<Candidate> {
+pub fn generate(model: &Model, catalog: &Catalog, limits: FindingLimits) -> Vec<Candidate> {
     let subjects = subjects(model);
     let mut candidates = Vec::new();
     for rule in catalog.rules.enabled() {
@@ -67,7 +80,7 @@ pub fn generate(model: &Model, catalog: &Catalog) -> Vec<Candidate> {
             }
         }
     }
-    keep_strongest(candidates)
+    keep_strongest(candidates, limits)
 }
 
 fn subjects(model: &Model) -> Vec<Subject<'_>> {
@@ -312,7 +325,10 @@ pub fn fingerprint(rule: &str, element_name: &str, evidence: &[Evidence]) -> Str
 /// over all categories, so a reviewer reads the threats that matter rather than every rule that
 /// could apply. A finding inferred from the kind of element alone (no stated fact behind it) is
 /// kept only when nothing better covers that element and category.
-fn keep_strongest(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
+fn keep_strongest(mut candidates: Vec<Candidate>, limits: FindingLimits) -> Vec<Candidate> {
+    let unlimited = |n: usize| if n == 0 { usize::MAX } else { n };
+    let element_limit = unlimited(limits.per_element);
+    let category_limit = unlimited(limits.per_category);
     candidates.sort_by(|a, b| {
         b.strength
             .cmp(&a.strength)
@@ -324,13 +340,9 @@ fn keep_strongest(mut candidates: Vec<Candidate>) -> Vec<Candidate> {
     candidates.retain(|c| {
         let key = (c.finding.element.clone(), c.finding.category);
         let in_category = per_category.entry(key).or_default();
-        let limit = if c.strength == 0 {
-            1
-        } else {
-            MAX_PER_ELEMENT_CATEGORY
-        };
+        let limit = if c.strength == 0 { 1 } else { category_limit };
         let on_element = per_element.entry(c.finding.element.clone()).or_default();
-        if *in_category >= limit || *on_element >= MAX_PER_ELEMENT {
+        if *in_category >= limit || *on_element >= element_limit {
             return false;
         }
         *in_category += 1;

@@ -8,9 +8,13 @@ use std::path::{Path, PathBuf};
 
 use vigil_analysis::normalize::Limits;
 use vigil_analysis::score::ScoringConfig;
+use vigil_analysis::threats::FindingLimits;
 
 /// Where the configuration file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "config/vigil.toml";
+
+/// Where customer rules are read from when no folder is configured, if it exists.
+pub const DEFAULT_RULES_DIR: &str = "config/rules.d";
 
 /// `[analysis]`: input limits and customer rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,22 +24,38 @@ pub struct AnalysisConfig {
     pub max_input_bytes: usize,
     /// Deepest nesting accepted in JSON and markup.
     pub max_depth: usize,
-    /// Folder of customer rules (`*.toml`) that add to or override the catalogue.
+    /// Most findings kept on one element over all categories, best-evidenced first (0: all).
+    pub max_findings_per_element: usize,
+    /// Most findings kept on one element in one category (0: all).
+    pub max_findings_per_category: usize,
+    /// Folder of customer rules (`*.toml`) that add to or override the catalogue; by default
+    /// `config/rules.d` when it exists.
     pub rules_dir: Option<PathBuf>,
 }
 
 impl Default for AnalysisConfig {
     fn default() -> Self {
         let limits = Limits::default();
+        let findings = FindingLimits::default();
         AnalysisConfig {
             max_input_bytes: limits.max_bytes,
             max_depth: limits.max_depth,
+            max_findings_per_element: findings.per_element,
+            max_findings_per_category: findings.per_category,
             rules_dir: None,
         }
     }
 }
 
 impl AnalysisConfig {
+    /// How many findings are kept per element.
+    pub fn finding_limits(&self) -> FindingLimits {
+        FindingLimits {
+            per_element: self.max_findings_per_element,
+            per_category: self.max_findings_per_category,
+        }
+    }
+
     /// The input limits.
     pub fn limits(&self) -> Limits {
         Limits {

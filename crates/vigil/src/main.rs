@@ -143,7 +143,10 @@ fn init_logging(config: &Config) -> Result<()> {
 }
 
 fn catalog(config: &Config, rules_dir: Option<&Path>) -> Result<Catalog> {
-    let dir = rules_dir.or(config.analysis.rules_dir.as_deref());
+    let default_dir = Path::new(config::DEFAULT_RULES_DIR);
+    let dir = rules_dir
+        .or(config.analysis.rules_dir.as_deref())
+        .or_else(|| default_dir.is_dir().then_some(default_dir));
     match dir {
         Some(dir) => Catalog::with_overrides(dir)
             .with_context(|| format!("loading rules from {}", dir.display())),
@@ -155,7 +158,8 @@ fn engine(config: &Config, rules_dir: Option<&Path>) -> Result<Engine> {
     let started = std::time::Instant::now();
     let catalog = catalog(config, rules_dir)?;
     let scoring: ScoringConfig = config.scoring.clone();
-    let engine = Engine::new(catalog, scoring, config.analysis.limits());
+    let engine = Engine::new(catalog, scoring, config.analysis.limits())
+        .with_finding_limits(config.analysis.finding_limits());
     tracing::info!(
         rules = engine.catalog().rules.len(),
         ms = started.elapsed().as_millis() as u64,
