@@ -32,7 +32,7 @@ impl TermSet {
         let patterns: Vec<&str> = terms.iter().map(|(t, _, _)| t.as_str()).collect();
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
+            .match_kind(MatchKind::Standard)
             .build(&patterns)
             .expect("lexicon terms form a valid automaton");
         let entries = terms.iter().map(|(_, e, h)| (*e, *h)).collect();
@@ -43,11 +43,15 @@ impl TermSet {
         }
     }
 
-    /// Matches on word boundaries inside `text[range]`: (byte range, entry, is_head).
+    /// Matches on word boundaries inside `text[range]`: (byte range, entry, is_head). Every
+    /// overlapping match is considered, so a term that fails the boundary check ("in plain" in
+    /// "in plaintext") does not hide one that passes ("plaintext"); then the longest matches are
+    /// kept, left to right, without overlaps.
     fn find(&self, text: &str, range: Range<usize>) -> Vec<(Range<usize>, usize, bool)> {
         let slice = &text[range.clone()];
-        self.automaton
-            .find_iter(slice)
+        let mut found: Vec<(Range<usize>, usize)> = self
+            .automaton
+            .find_overlapping_iter(slice)
             .map(|m| {
                 (
                     range.start + m.start()..range.start + m.end(),
@@ -56,8 +60,21 @@ impl TermSet {
             })
             .filter(|(r, _)| text::on_word_boundaries(text, r))
             .filter(|(r, _)| !self.whole_tokens || !inside_hyphenated(text, r))
-            .map(|(r, p)| (r, self.entries[p].0, self.entries[p].1))
-            .collect()
+            .collect();
+        found.sort_by(|a, b| {
+            a.0.start
+                .cmp(&b.0.start)
+                .then(b.0.end.cmp(&a.0.end))
+                .then(a.1.cmp(&b.1))
+        });
+        let mut out: Vec<(Range<usize>, usize, bool)> = Vec::new();
+        for (r, p) in found {
+            if out.last().is_some_and(|(last, _, _)| r.start < last.end) {
+                continue;
+            }
+            out.push((r, self.entries[p].0, self.entries[p].1));
+        }
+        out
     }
 }
 

@@ -174,3 +174,44 @@ fn target_value(dfd: &Dfd, node: usize, lexicon: &Lexicon) -> f64 {
     }
     (f64::from(sensitivity) / 4.0).max(criticality)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+
+    fn review(doc: &str) -> vigil_core::Review {
+        Engine::with_defaults()
+            .unwrap()
+            .analyze_bytes("t.md", doc.as_bytes())
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn a_path_runs_from_the_internet_through_findings_to_the_sensitive_store() {
+        let r = review(
+            "# D\n\nCustomers use the claims portal. The claims portal builds SQL from the query string \
+             and calls the claims API. The claims API writes diagnoses and patient names to the claims database.\n",
+        );
+        let path = r.attack_paths.first().expect("a path");
+        let names: Vec<&str> = path.steps.iter().map(|s| s.element_name.as_str()).collect();
+        assert_eq!(names.last().copied(), Some("Claims database"), "{names:?}");
+        let start = r.dfd.node(&path.steps[0].element).unwrap();
+        assert!(start.entry_point || start.trust_zone.is_untrusted());
+        assert!(path.steps[1..]
+            .iter()
+            .all(|s| !s.findings.is_empty() || s.element_name == "Claims database"));
+        assert!(path.score > 0.0 && path.score <= 10.0);
+        assert!(path.summary.starts_with("From "));
+        let sorted = r.attack_paths.windows(2).all(|w| w[0].score >= w[1].score);
+        assert!(sorted);
+    }
+
+    #[test]
+    fn no_sensitive_store_means_no_path() {
+        let r = review(
+            "# D\n\nVisitors use the brochure site. The brochure site shows opening hours.\n",
+        );
+        assert!(r.attack_paths.is_empty(), "{:?}", r.attack_paths);
+    }
+}

@@ -351,3 +351,154 @@ fn keep_strongest(mut candidates: Vec<Candidate>, limits: FindingLimits) -> Vec<
     });
     candidates
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::{extract, Matcher};
+    use crate::model::build;
+    use crate::normalize::{normalize, Limits};
+
+    fn run(markdown: &str, limits: FindingLimits) -> (Model, Vec<Candidate>) {
+        let catalog = Catalog::embedded().unwrap();
+        let matcher = Matcher::new(&catalog.lexicon);
+        let artifact = normalize("t.md", markdown.as_bytes(), &Limits::default())
+            .unwrap()
+            .remove(0);
+        let model = build(
+            &extract(&artifact, &catalog.lexicon, &matcher),
+            &catalog.lexicon,
+        );
+        let candidates = generate(&model, &catalog, limits);
+        (model, candidates)
+    }
+
+    fn on<'a>(model: &Model, candidates: &'a [Candidate], name: &str) -> Vec<&'a Candidate> {
+        let node = model
+            .dfd
+            .nodes
+            .iter()
+            .find(|n| n.name.eq_ignore_ascii_case(name))
+            .expect(name);
+        candidates
+            .iter()
+            .filter(|c| c.finding.element == node.id)
+            .collect()
+    }
+
+    const WEAK: &str =
+        "# D\n\nThe billing worker reads its settings from the billing config file. \
+                        The billing config file holds the database password in plaintext.\n";
+
+    #[test]
+    fn a_stated_weakness_fires_its_rule_and_is_quoted_first() {
+        let (model, candidates) = run(WEAK, FindingLimits::default());
+        let config = on(&model, &candidates, "billing config file");
+        let secret = config
+            .iter()
+            .find(|c| c.finding.rule == "VGL-I-008")
+            .expect("plaintext secret rule");
+        assert!(secret.strength >= 3);
+        assert!(
+            secret.finding.evidence[0].text.contains("plaintext"),
+            "{:?}",
+            secret.finding.evidence
+        );
+        assert_eq!(
+            secret.finding.category,
+            ThreatCategory::InformationDisclosure
+        );
+        assert!(secret.finding.cwe.contains(&256) || !secret.finding.cwe.is_empty());
+    }
+
+    #[test]
+    fn a_control_stated_for_the_element_suppresses_the_rules_it_mitigates() {
+        let managed = WEAK.replace(
+            "in plaintext",
+            "in the secrets manager, rotated automatically",
+        );
+        let (model, candidates) = run(&managed, FindingLimits::default());
+        let config = on(&model, &candidates, "billing config file");
+        assert!(
+            config
+                .iter()
+                .all(|c| !["VGL-I-008", "VGL-I-029"].contains(&c.finding.rule.as_str())),
+            "{config:?}"
+        );
+    }
+
+    #[test]
+    fn a_design_wide_control_only_lowers() {
+        let doc = format!("{WEAK}\n## Security\n\nAll credentials are rotated automatically.\n");
+        let (model, candidates) = run(&doc, FindingLimits::default());
+        let config = on(&model, &candidates, "billing config file");
+        let secret = config
+            .iter()
+            .find(|c| c.finding.rule == "VGL-I-008")
+            .expect("still raised");
+        assert_eq!(
+            secret.partially_mitigated.as_deref(),
+            Some("secrets_management")
+        );
+    }
+
+    #[test]
+    fn limits_keep_the_best_evidenced_findings() {
+        let doc = "# D\n\nShoppers use the storefront web app. The storefront builds SQL from the query \
+                   string, renders user comments as HTML and logs full requests. It has no rate limit.\n";
+        let (model, all) = run(
+            doc,
+            FindingLimits {
+                per_element: 0,
+                per_category: 0,
+            },
+        );
+        let (_, capped) = run(
+            doc,
+            FindingLimits {
+                per_element: 2,
+                per_category: 1,
+            },
+        );
+        let all_on = on(&model, &all, "storefront web app");
+        let capped_on = on(&model, &capped, "storefront web app");
+        assert!(all_on.len() > 2, "{}", all_on.len());
+        assert_eq!(capped_on.len(), 2);
+        let strongest = all_on.iter().map(|c| c.strength).max().unwrap();
+        assert_eq!(
+            capped_on[0].strength, strongest,
+            "the best-evidenced finding is kept first"
+        );
+        let mut categories: Vec<_> = capped_on.iter().map(|c| c.finding.category).collect();
+        categories.dedup();
+        assert_eq!(categories.len(), 2, "one per category");
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_follow_the_evidence() {
+        let quote = |t: &str| Evidence {
+            text: t.to_owned(),
+            start: 0,
+            end: t.len(),
+            section: String::new(),
+        };
+        let a = fingerprint(
+            "VGL-T-002",
+            "Orders API",
+            &[quote("builds SQL  from input")],
+        );
+        assert_eq!(
+            a,
+            fingerprint("VGL-T-002", "orders api", &[quote("builds sql from input")])
+        );
+        assert_ne!(
+            a,
+            fingerprint(
+                "VGL-T-002",
+                "Orders API",
+                &[quote("builds SQL from cookies")]
+            )
+        );
+        assert_eq!(a.len(), 16);
+    }
+}
