@@ -279,7 +279,7 @@ fn score(
     let f = &c.finding;
     let rule = catalog.rules.get(&f.rule);
     let view = ElementView::of(f, model, catalog);
-    let exploitability = exploitability(c, rule, &view, config);
+    let exploitability = exploitability(c, rule, &view, catalog, config);
     let blast_radius = blast_radius(rule, &view, catalog, config);
     let urgency = urgency(rule, &view, timing, config);
     let u = config.urgency_share.clamp(0.0, 1.0);
@@ -386,6 +386,7 @@ fn exploitability(
     c: &Candidate,
     rule: Option<&vigil_catalog::Rule>,
     view: &ElementView,
+    catalog: &Catalog,
     config: &ScoringConfig,
 ) -> FactorGroup {
     let w = &config.exploitability;
@@ -403,10 +404,16 @@ fn exploitability(
             .find(|m| view.absent_controls.contains(m))
     });
     let (controls, controls_reason) = match (ruled_out, &c.partially_mitigated) {
-        (Some(m), _) => (1.0, format!("the artifact rules out {m}")),
+        (Some(m), _) => (
+            1.0,
+            format!("the artifact rules out {}", control_label(catalog, m)),
+        ),
         (None, Some(m)) => (
             0.5,
-            format!("the design states {m} elsewhere, which lowers the odds"),
+            format!(
+                "the design states {} elsewhere, which lowers the odds",
+                control_label(catalog, m)
+            ),
         ),
         (None, None) => (0.8, "no control for this threat is stated".to_owned()),
     };
@@ -622,6 +629,14 @@ pub fn days_from_date(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     Some(era * 146_097 + doe - 719_468)
+}
+
+fn control_label<'a>(catalog: &'a Catalog, id: &'a str) -> String {
+    catalog
+        .lexicon
+        .control(id)
+        .map_or(id, |c| c.label.as_str())
+        .to_lowercase()
 }
 
 fn level_word(v: f64) -> &'static str {
