@@ -1,6 +1,7 @@
 //! Finds the input files under the paths given on the command line.
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 /// Extensions read when walking a folder; a file named explicitly is read whatever its name.
@@ -16,7 +17,7 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let meta = std::fs::metadata(path)
             .with_context(|| format!("{}: no such file or folder", path.display()))?;
         if meta.is_dir() {
-            walk(path, &mut out)?;
+            walk(path, &mut out, &mut HashSet::new())?;
         } else if meta.is_file() {
             out.push(path.clone());
         } else {
@@ -26,7 +27,14 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Walks `dir`; `seen` holds the folders already walked (canonical paths), so a symbolic link
+/// back up the tree is not followed in circles.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Result<()> {
+    let canonical =
+        std::fs::canonicalize(dir).with_context(|| format!("{}: cannot resolve", dir.display()))?;
+    if !seen.insert(canonical) {
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list folder", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -38,7 +46,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, seen)?;
         } else if path.is_file() && wanted(&path) {
             out.push(path);
         }
@@ -77,6 +85,12 @@ mod tests {
             .collect();
         assert_eq!(names, ["README", "a.json", "b/z.md"]);
         assert!(collect(&[root.join("missing")]).is_err());
+        std::os::unix::fs::symlink(&root, root.join("b/loop")).unwrap();
+        assert_eq!(
+            collect(std::slice::from_ref(&root)).unwrap().len(),
+            3,
+            "a link loop is walked once"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }
