@@ -17,6 +17,14 @@ pub enum Error {
         /// Offset of the first invalid byte.
         offset: usize,
     },
+    /// Bytes that are not text (a NUL byte).
+    #[error("{origin}: a binary file, not text (NUL byte at offset {offset})")]
+    Binary {
+        /// File path or label.
+        origin: String,
+        /// Offset of the first NUL byte.
+        offset: usize,
+    },
     /// JSON that does not parse.
     #[error("{origin}: invalid JSON at byte {offset}: {message}")]
     InvalidJson {

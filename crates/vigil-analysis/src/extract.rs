@@ -14,6 +14,9 @@ use crate::text::{self, Token};
 
 /// Longest qualifier run kept in front of a head noun.
 const MAX_MODIFIERS: usize = 3;
+/// Words that open a statement about the whole design rather than one component.
+const UNIVERSAL: [&str; 6] = ["all", "every", "each", "everything", "any", "no"];
+
 /// Tokens before a control term searched for a negation cue.
 const NEGATION_WINDOW: usize = 4;
 
@@ -93,6 +96,8 @@ pub struct Matcher {
     pronouns: HashSet<String>,
     attribute_nouns: HashSet<String>,
     verbs: HashSet<String>,
+    /// Base forms of the interaction verbs ("log", "sign", "back").
+    base_verbs: HashSet<String>,
 }
 
 impl Matcher {
@@ -129,7 +134,9 @@ impl Matcher {
                 whole_tokens: true,
                 ..TermSet::new(component_terms)
             },
-            data: TermSet::new(flatten(lexicon.data_classes.iter().map(|d| &d.terms))),
+            data: TermSet::new(with_plurals(flatten(
+                lexicon.data_classes.iter().map(|d| &d.terms),
+            ))),
             controls: TermSet::new(flatten(lexicon.controls.iter().map(|c| &c.terms))),
             negations: TermSet::new(flatten(std::iter::once(&lexicon.negations))),
             signals: TermSet::new(flatten(lexicon.signals.iter().map(|s| &s.terms))),
@@ -139,9 +146,31 @@ impl Matcher {
             weak_modifiers: words(&lexicon.language.weak_modifiers),
             pronouns: words(&lexicon.language.pronouns),
             attribute_nouns: words(&lexicon.language.attribute_nouns),
+            base_verbs: lexicon
+                .interactions
+                .iter()
+                .flat_map(|i| i.verbs.iter())
+                .filter_map(|v| v.split_whitespace().next())
+                .map(str::to_owned)
+                .chain(["sign", "check", "back"].map(str::to_owned))
+                .collect(),
             verbs,
         }
     }
+}
+
+/// Adds the plural of every term ("social security numbers", "dates of birth").
+fn with_plurals(terms: Vec<(String, usize, bool)>) -> Vec<(String, usize, bool)> {
+    let mut out = terms.clone();
+    for (term, entry, head) in terms {
+        let plural = match term.split_once(" of ") {
+            Some((noun, rest)) => format!("{} of {rest}", text::plural(noun)),
+            None if term.ends_with('s') => continue,
+            None => text::plural(&term),
+        };
+        out.push((plural, entry, head));
+    }
+    out
 }
 
 fn flatten<'a>(lists: impl Iterator<Item = &'a Vec<String>>) -> Vec<(String, usize, bool)> {
@@ -291,8 +320,10 @@ impl Reader<'_> {
             }
             introduced = introduces.map(|m| m.entity);
             let pronoun_subject = self.m.pronouns.contains(&first.lower);
+            // "All traffic uses mTLS", "Every service ...": a statement about the whole design.
+            let universal = UNIVERSAL.contains(&first.lower.as_str());
             let mut targets: Vec<usize> = mentions.iter().map(|m| m.entity).collect();
-            if pronoun_subject || targets.is_empty() {
+            if pronoun_subject || (targets.is_empty() && !universal) {
                 targets.extend(focus);
             }
             targets.sort_unstable();
@@ -400,7 +431,8 @@ impl Reader<'_> {
             let compound = &matches[i..=j];
             i = j + 1;
             let range = compound[0].0.start..compound[compound.len() - 1].0.end;
-            if self.followed_by_attribute(tokens, &range) {
+            if self.followed_by_attribute(tokens, &range) || self.used_as_verb(text, tokens, &range)
+            {
                 continue;
             }
             let component = self.compound_type(compound);
@@ -442,6 +474,8 @@ impl Reader<'_> {
                 ent.mentions.push(evidence.clone());
             }
             let technology_only = compound.iter().all(|(_, _, head)| !head);
+            // "Partner Export API": a head read earlier as its own mention is a qualifier here.
+            out.retain(|m: &Mention| m.range.start < name_range.start);
             out.push(Mention {
                 range: name_range,
                 entity,
@@ -449,6 +483,21 @@ impl Reader<'_> {
             });
         }
         out
+    }
+
+    /// Whether a head that is also a verb is used as one: "log in", "sign up", "back up".
+    fn used_as_verb(&self, text: &str, tokens: &[Token], range: &Range<usize>) -> bool {
+        const PARTICLES: [&str; 6] = ["in", "into", "out", "on", "off", "up"];
+        let last = text[range.clone()]
+            .rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
+        let verb = self.m.verbs.contains(&last) || self.m.base_verbs.contains(&last);
+        let next = tokens.iter().find(|t| t.range.start >= range.end);
+        verb && next.is_some_and(|t| {
+            t.range.start <= range.end + 1 && PARTICLES.contains(&t.lower.as_str())
+        })
     }
 
     /// Whether the head is a qualifier of an attribute right after it: "queue key", "queue
@@ -663,6 +712,10 @@ impl Reader<'_> {
             } else {
                 stated.push(id);
             }
+        }
+        // "encrypted with TLS" speaks of transport, not of storage.
+        if stated.iter().any(|c| c == "tls" || c == "mtls") {
+            stated.retain(|c| c != "encryption_at_rest");
         }
         for &t in targets {
             let ent = &mut self.facts.entities[t];
@@ -943,12 +996,37 @@ fn negated(
         .nth(NEGATION_WINDOW - 1)
         .map_or(0, |t| t.range.start);
     let window_start = window_start.max(tokens.first().map_or(0, |t| t.range.start));
-    negations.iter().any(|(r, _, _)| {
+    let before = negations.iter().any(|(r, _, _)| {
         (r.start >= window_start
             && r.end <= range.start
             && !text[r.end..range.start].contains([',', ';', '(']))
             || (r.start <= range.start && r.end >= range.end)
-    })
+    });
+    before || negated_after(text, tokens, pos, range)
+}
+
+/// Words that, a few words after a control, rule it out: "the signature is not verified",
+/// "MFA is optional", "encryption is disabled".
+const AFTER_NEGATIONS: [&str; 12] = [
+    "not", "never", "isn't", "aren't", "wasn't", "weren't", "disabled", "skipped", "optional",
+    "missing", "absent", "off",
+];
+
+fn negated_after(text: &str, tokens: &[Token], pos: usize, range: &Range<usize>) -> bool {
+    let after = tokens
+        .iter()
+        .skip(pos)
+        .skip_while(|t| t.range.start < range.end)
+        .take(NEGATION_WINDOW);
+    for t in after {
+        if text[range.end..t.range.start].contains([',', ';', '(', ':']) {
+            return false;
+        }
+        if AFTER_NEGATIONS.contains(&t.lower.as_str()) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether a word is written like a name ("Owner", "Coffer"), not like an acronym ("API").

@@ -605,6 +605,7 @@ impl Timing {
 
     fn due_factor(&self) -> (f64, String) {
         match (self.days_left, &self.sprint) {
+            (Some(d), _) if d < 0 => (1.0, format!("overdue by {} day(s)", -d)),
             (Some(d), _) if d <= 14 => (1.0, format!("due in {d} day(s)")),
             (Some(d), _) if d <= 45 => (0.7, format!("due in {d} days")),
             (Some(d), _) => (0.4, format!("due in {d} days")),
@@ -619,7 +620,8 @@ pub fn days_from_date(s: &str) -> Option<i64> {
     let y: i64 = s.get(0..4)?.parse().ok()?;
     let m: i64 = s.get(5..7)?.parse().ok()?;
     let d: i64 = s.get(8..10)?.parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+    let month_days = [31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d < 1 || d > month_days[(m - 1) as usize] {
         return None;
     }
     let y = if m <= 2 { y - 1 } else { y };

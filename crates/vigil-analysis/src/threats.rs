@@ -34,6 +34,9 @@ impl Default for FindingLimits {
     }
 }
 
+/// Controls that, stated for the design as a whole, hold for every flow.
+const TRANSPORT_CONTROLS: [&str; 2] = ["tls", "mtls"];
+
 /// Most quotes attached to one finding.
 const MAX_EVIDENCE: usize = 3;
 
@@ -217,10 +220,16 @@ fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
     if !w.technologies.is_empty() {
         strength += 1;
     }
+    // A transport control stated for the whole design ("all traffic uses mTLS") covers every flow.
+    let design_wide = |c: &String| {
+        s.kind == ElementKind::Flow
+            && TRANSPORT_CONTROLS.contains(&c.as_str())
+            && model.global.controls.contains_key(c)
+    };
     if rule
         .mitigated_by
         .iter()
-        .any(|c| s.facts.controls.contains_key(c))
+        .any(|c| s.facts.controls.contains_key(c) || design_wide(c))
     {
         return None;
     }

@@ -13,6 +13,9 @@ use vigil_analysis::threats::FindingLimits;
 /// Where the configuration file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "config/vigil.toml";
 
+/// Deepest nesting that may be configured: deeper documents are refused, never parsed.
+pub const MAX_DEPTH_LIMIT: usize = 1024;
+
 /// Where customer rules are read from when no folder is configured, if it exists.
 pub const DEFAULT_RULES_DIR: &str = "config/rules.d";
 
@@ -162,6 +165,14 @@ impl Config {
         if self.analysis.max_input_bytes == 0 || self.analysis.max_depth == 0 {
             bail!("analysis.max_input_bytes and analysis.max_depth must be positive");
         }
+        if self.analysis.max_depth > MAX_DEPTH_LIMIT {
+            bail!("analysis.max_depth must be at most {MAX_DEPTH_LIMIT}");
+        }
+        if let Some(date) = &s.as_of {
+            if date.len() != 10 || vigil_analysis::score::days_from_date(date).is_none() {
+                bail!("scoring.as_of must be a date written YYYY-MM-DD, not `{date}`");
+            }
+        }
         Ok(())
     }
 }
@@ -252,6 +263,18 @@ mod tests {
             Config::load_from(Some(&path), &[]).unwrap(),
             Config::default()
         );
+    }
+
+    #[test]
+    fn depth_and_dates_are_bounded() {
+        let err = Config::load_from(None, &env(&[("VIGIL__ANALYSIS__MAX_DEPTH", "1000000")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("max_depth"));
+        let err =
+            Config::load_from(None, &env(&[("VIGIL__SCORING__AS_OF", "2026-13-45")])).unwrap_err();
+        assert!(err.to_string().contains("as_of"));
+        let ok = Config::load_from(None, &env(&[("VIGIL__SCORING__AS_OF", "2026-12-04")])).unwrap();
+        assert_eq!(ok.scoring.as_of.as_deref(), Some("2026-12-04"));
     }
 
     #[test]

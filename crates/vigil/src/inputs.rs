@@ -1,6 +1,6 @@
 //! Finds the input files under the paths given on the command line.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -9,27 +9,40 @@ const EXTENSIONS: [&str; 9] = [
     "md", "markdown", "txt", "html", "htm", "xhtml", "xml", "json", "wiki",
 ];
 
+/// The inputs found: files to analyse, and the paths that could not be read (each error names
+/// its path) so the caller reports them and still analyses the rest.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    /// Files to analyse, in order.
+    pub files: Vec<PathBuf>,
+    /// Paths that could not be read or listed.
+    pub errors: Vec<anyhow::Error>,
+}
+
 /// The files to analyse: explicit files as given, folders walked recursively in name order,
 /// skipping hidden entries and files of other types.
-pub fn collect(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
+pub fn collect(paths: &[PathBuf]) -> Inputs {
+    let mut inputs = Inputs::default();
     for path in paths {
-        let meta = std::fs::metadata(path)
-            .with_context(|| format!("{}: no such file or folder", path.display()))?;
-        if meta.is_dir() {
-            walk(path, &mut out, &mut HashSet::new())?;
-        } else if meta.is_file() {
-            out.push(path.clone());
-        } else {
-            bail!("{}: not a file or folder", path.display());
+        let found = match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk(path, &mut inputs, &mut HashSet::new()),
+            Ok(meta) if meta.is_file() => {
+                inputs.files.push(path.clone());
+                Ok(())
+            }
+            Ok(_) => Err(anyhow::anyhow!("{}: not a file or folder", path.display())),
+            Err(e) => Err(anyhow::anyhow!("{}: {e}", path.display())),
+        };
+        if let Err(e) = found {
+            inputs.errors.push(e);
         }
     }
-    Ok(out)
+    inputs
 }
 
 /// Walks `dir`; `seen` holds the folders already walked (canonical paths), so a symbolic link
 /// back up the tree is not followed in circles.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, inputs: &mut Inputs, seen: &mut HashSet<PathBuf>) -> Result<()> {
     let canonical =
         std::fs::canonicalize(dir).with_context(|| format!("{}: cannot resolve", dir.display()))?;
     if !seen.insert(canonical) {
@@ -46,9 +59,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Resu
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out, seen)?;
+            if let Err(e) = walk(&path, inputs, seen) {
+                inputs.errors.push(e);
+            }
         } else if path.is_file() && wanted(&path) {
-            out.push(path);
+            inputs.files.push(path);
         }
     }
     Ok(())
@@ -78,16 +93,18 @@ mod tests {
         ] {
             std::fs::write(root.join(f), "x").unwrap();
         }
-        let got = collect(std::slice::from_ref(&root)).unwrap();
+        let got = collect(std::slice::from_ref(&root)).files;
         let names: Vec<String> = got
             .iter()
             .map(|p| p.strip_prefix(&root).unwrap().display().to_string())
             .collect();
         assert_eq!(names, ["README", "a.json", "b/z.md"]);
-        assert!(collect(&[root.join("missing")]).is_err());
+        let missing = collect(&[root.join("missing"), root.join("a.json")]);
+        assert_eq!(missing.files.len(), 1);
+        assert!(missing.errors[0].to_string().contains("missing"));
         std::os::unix::fs::symlink(&root, root.join("b/loop")).unwrap();
         assert_eq!(
-            collect(std::slice::from_ref(&root)).unwrap().len(),
+            collect(std::slice::from_ref(&root)).files.len(),
             3,
             "a link loop is walked once"
         );

@@ -54,7 +54,7 @@ struct AnalyzeArgs {
     /// Confluence storage format, Jira (REST v2/v3, search results), GitHub, Azure DevOps, Linear.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Output format.
+    /// Output format: table, json, markdown, sarif, mermaid, dot or svg.
     #[arg(short, long, default_value = "table")]
     format: OutputFormat,
     /// Write the report to FILE instead of standard output.
@@ -63,7 +63,8 @@ struct AnalyzeArgs {
     /// Folder of customer rules (overrides [analysis] rules_dir).
     #[arg(long, value_name = "DIR")]
     rules_dir: Option<PathBuf>,
-    /// Exit with status 3 when a finding of this severity or higher is found.
+    /// Exit with status 3 when a finding of this severity or higher is found: critical, high,
+    /// medium, low or info.
     #[arg(long, value_name = "SEVERITY")]
     fail_on: Option<Severity>,
     /// Colour the table output (default: when standard output is a terminal).
@@ -170,13 +171,17 @@ fn engine(config: &Config, rules_dir: Option<&Path>) -> Result<Engine> {
 
 fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
     let engine = engine(config, args.rules_dir.as_deref())?;
-    let files = inputs::collect(&args.paths)?;
-    if files.is_empty() {
+    let inputs = inputs::collect(&args.paths);
+    for err in &inputs.errors {
+        eprintln!("error: {err:#}");
+    }
+    let files = inputs.files;
+    if files.is_empty() && inputs.errors.is_empty() {
         bail!("no input files found under the given paths");
     }
     let progress = files.len() > 1 && std::io::stderr().is_terminal();
     let mut reviews: Vec<Review> = Vec::new();
-    let mut failed = 0usize;
+    let mut failed = inputs.errors.len();
     for (i, file) in files.iter().enumerate() {
         if progress {
             eprint!(
@@ -213,7 +218,10 @@ fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
     };
     write_output(args.output.as_deref(), &rendered)?;
     if failed > 0 {
-        eprintln!("{failed} of {} file(s) could not be analysed", files.len());
+        eprintln!(
+            "{failed} of {} input(s) could not be analysed",
+            files.len() + inputs.errors.len()
+        );
         return Ok(ExitCode::from(1));
     }
     let over = args.fail_on.is_some_and(|s| {
@@ -259,6 +267,11 @@ fn run_eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
         report.to_table()
     };
     write_output(args.output.as_deref(), &rendered)?;
+    let errors = report.cases.iter().filter(|c| c.error.is_some()).count();
+    if errors > 0 {
+        eprintln!("{errors} case(s) could not be evaluated; they count as misses in the totals");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -120,9 +120,15 @@ fn usage_and_configuration_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("pdf"), "{}", stderr(&out));
 
-    let out = vigil(&["analyze", "/nonexistent/design.md"]);
-    assert_eq!(out.status.code(), Some(2));
+    let good = fixtures().join("mixed/loyalty.md");
+    let out = vigil(&["analyze", "/nonexistent/design.md", path(&good)]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a missing path fails that input only"
+    );
     assert!(stderr(&out).contains("/nonexistent/design.md"));
+    assert!(stdout(&out).contains("Loyalty"));
 
     let config = std::env::temp_dir().join(format!("vigil-cli-{}.toml", std::process::id()));
     std::fs::write(&config, "[scoring]\nweights = 1\n").unwrap();

@@ -52,6 +52,12 @@ pub fn normalize(origin: &str, bytes: &[u8], limits: &Limits) -> Result<Vec<Arti
         origin: origin.to_string(),
         offset: e.valid_up_to(),
     })?;
+    if let Some(offset) = text.find('\0') {
+        return Err(Error::Binary {
+            origin: origin.to_string(),
+            offset,
+        });
+    }
     let body = text.strip_prefix('\u{feff}').unwrap_or(text);
     if body.trim_start().is_empty() {
         return Err(Error::Empty {

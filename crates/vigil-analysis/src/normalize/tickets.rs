@@ -233,8 +233,8 @@ fn jira_sprint(fields: &Value) -> Option<String> {
 }
 
 fn github(v: &Value, b: &mut SectionBuilder) -> (SourceFormat, String, ArtifactMeta) {
-    let is_pr =
-        v.get("pull_request").is_some() || (v.get("head").is_some() && v.get("base").is_some());
+    let is_pr = v.get("pull_request").is_some_and(|p| p.kind != Kind::Null)
+        || (v.get("head").is_some() && v.get("base").is_some());
     let format = if is_pr {
         SourceFormat::GithubPullRequest
     } else {

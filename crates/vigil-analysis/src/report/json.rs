@@ -1,14 +1,19 @@
-//! JSON output: each review as one pretty-printed object, one after another, so `jq` reads the
-//! whole output as a stream. The shape is the [`Review`] serialization, which carries every
-//! field the evaluation format asks for.
+//! JSON output: one review is one pretty-printed JSON document; several are JSON Lines, one
+//! compact object per line, so every JSON reader and `jq` can take the output as it is. The
+//! shape is the [`Review`] serialization, which carries every field the evaluation format asks
+//! for.
 
 use vigil_core::Review;
 
-/// Renders each review as a pretty JSON object followed by a newline.
+/// Renders one review as a pretty JSON document, several as JSON Lines.
 pub fn render_json(reviews: &[Review]) -> String {
+    if let [only] = reviews {
+        return review_json(only) + "\n";
+    }
     let mut out = String::new();
     for review in reviews {
-        out.push_str(&review_json(review));
+        // See `review_json`: serialization of a Review cannot fail.
+        out.push_str(&serde_json::to_string(review).expect("a Review always serializes to JSON"));
         out.push('\n');
     }
     out
