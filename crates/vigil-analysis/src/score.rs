@@ -298,9 +298,11 @@ fn score(
             "lowered: the design states {label}, which addresses this threat"
         ));
     }
+    let severity = config.bands.severity(value);
     Score {
         value,
-        severity: config.bands.severity(value),
+        severity,
+        sla_days: config.sla_days.days(severity),
         exploitability,
         blast_radius,
         urgency,

@@ -303,6 +303,7 @@ fn finding(rule: &Rule, s: &Subject<'_>, evidence: Vec<Evidence>) -> Finding {
             urgency: placeholder,
             adjustments: Vec::new(),
             formula: String::new(),
+            sla_days: None,
         },
         evidence,
         origin: FindingOrigin::Rule,

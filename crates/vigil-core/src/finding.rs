@@ -229,6 +229,9 @@ pub struct Score {
     pub adjustments: Vec<String>,
     /// The formula, in words.
     pub formula: String,
+    /// Days allowed to fix a finding of this severity, from the configured SLAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_days: Option<u32>,
 }
 
 /// Framework references for a finding, all validated against the catalogue.

@@ -146,6 +146,9 @@ fn render_score(out: &mut String, f: &Finding) {
     for adjustment in &score.adjustments {
         out.push_str(&format!("- Adjustment: {}\n", inline(adjustment)));
     }
+    if let Some(days) = score.sla_days {
+        out.push_str(&format!("- SLA: fix within {days} days of triage\n"));
+    }
     out.push('\n');
 }
 

@@ -187,6 +187,8 @@ fn scores_are_explained_and_banded() {
         let s = &f.score;
         assert!((0.0..=10.0).contains(&s.value));
         assert_eq!(s.severity, bands.severity(s.value));
+        let sla = vigil_analysis::score::SlaDays::default();
+        assert_eq!(s.sla_days, sla.days(s.severity));
         for group in [&s.exploitability, &s.blast_radius, &s.urgency] {
             assert!(!group.factors.is_empty());
             assert!(group
