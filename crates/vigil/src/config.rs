@@ -97,6 +97,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// `[models]`: where model files are and which manifest describes them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Folder searched first for model files (before `VIGIL_MODELS_DIR` and `./models`).
+    pub dir: Option<PathBuf>,
+    /// A model manifest to use instead of the built-in one.
+    pub manifest: Option<PathBuf>,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -107,6 +117,8 @@ pub struct Config {
     pub scoring: ScoringConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Model files.
+    pub models: ModelsConfig,
 }
 
 impl Config {

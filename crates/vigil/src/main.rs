@@ -2,7 +2,9 @@
 
 mod bench;
 mod config;
+mod doctor;
 mod inputs;
+mod models;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -46,6 +48,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// List or show the threat rules in use (built in, plus the rules folder).
     Rules(RulesArgs),
+    /// The model files: list them, verify their sha256, fetch the defaults.
+    Models(models::ModelsArgs),
+    /// Check the installation: configuration, catalogue, models, data directory, disk, port.
+    Doctor,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,7 +116,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let mut config = Config::load(cli.config.as_deref())?;
+    let loaded = Config::load(cli.config.as_deref());
+    // The doctor reports a bad configuration as one of its checks rather than stopping on it.
+    let command = match cli.command {
+        Command::Doctor => return Ok(doctor::run(cli.config.as_deref(), loaded)),
+        command => command,
+    };
+    let mut config = loaded?;
     if let Some(level) = cli.log_level {
         config.log.level = level;
     }
@@ -118,7 +130,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         config.log.format = format;
     }
     init_logging(&config)?;
-    match cli.command {
+    match command {
         Command::Analyze(args) => analyze(&config, args),
         Command::Eval(args) => run_eval(&config, args),
         Command::Bench(args) => {
@@ -127,6 +139,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules(args) => rules(&config, args),
+        Command::Models(args) => models::run(&config, args),
+        Command::Doctor => Ok(doctor::run(cli.config.as_deref(), Ok(config))),
     }
 }
 
