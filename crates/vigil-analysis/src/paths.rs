@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use vigil_catalog::Lexicon;
 use vigil_core::{AttackPath, AttackStep, Dfd, ElementKind, Finding};
 
+/// Most paths reported that end at the same store.
+const MAX_PER_TARGET: usize = 2;
+
 /// Longest chain considered, in elements.
 const MAX_DEPTH: usize = 6;
 
@@ -39,6 +42,15 @@ pub fn find(dfd: &Dfd, findings: &[Finding], lexicon: &Lexicon, limit: usize) ->
             .then(a.1.len().cmp(&b.1.len()))
             .then(a.1.cmp(&b.1))
     });
+    // Variety over repetition: at most two paths end at the same store.
+    let mut per_target: BTreeMap<usize, usize> = BTreeMap::new();
+    ranked.retain(|(_, path)| {
+        let count = per_target
+            .entry(*path.last().expect("paths are never empty"))
+            .or_default();
+        *count += 1;
+        *count <= MAX_PER_TARGET
+    });
     ranked
         .into_iter()
         .take(limit)
@@ -50,6 +62,7 @@ pub fn find(dfd: &Dfd, findings: &[Finding], lexicon: &Lexicon, limit: usize) ->
 /// Adjacency between nodes, and the findings that open each node and each edge.
 struct Graph<'a> {
     adjacency: Vec<Vec<(usize, Option<usize>)>>,
+    external: Vec<bool>,
     node_findings: Vec<Vec<&'a Finding>>,
     flow_findings: Vec<Vec<&'a Finding>>,
 }
@@ -78,8 +91,14 @@ impl<'a> Graph<'a> {
                 node_findings[i].push(f);
             }
         }
+        let external = dfd
+            .nodes
+            .iter()
+            .map(|n| n.kind == ElementKind::ExternalEntity)
+            .collect();
         Graph {
             adjacency,
+            external,
             node_findings,
             flow_findings,
         }
@@ -108,7 +127,9 @@ impl<'a> Graph<'a> {
         }
         let here = *path.last().expect("paths are never empty");
         for &(next, flow) in &self.adjacency[here] {
-            if path.contains(&next) {
+            // An attacker moves through systems, not through people: external entities only
+            // start a path.
+            if path.contains(&next) || self.external[next] {
                 continue;
             }
             let Some(strength) = self.step_strength(next, flow) else {
@@ -203,6 +224,17 @@ mod tests {
             .all(|s| !s.findings.is_empty() || s.element_name == "Claims database"));
         assert!(path.score > 0.0 && path.score <= 10.0);
         assert!(path.summary.starts_with("From "));
+        for p in &r.attack_paths {
+            let people = p.steps[1..].iter().filter_map(|s| r.dfd.node(&s.element));
+            let people = people
+                .filter(|n| n.kind == vigil_core::ElementKind::ExternalEntity)
+                .count();
+            assert_eq!(
+                people, 0,
+                "external entities only start a path: {:?}",
+                p.summary
+            );
+        }
         let sorted = r.attack_paths.windows(2).all(|w| w[0].score >= w[1].score);
         assert!(sorted);
     }
