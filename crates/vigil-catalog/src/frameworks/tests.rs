@@ -1,3 +1,5 @@
+//! Unit tests of the framework tables: loading, lookups and rejection of unknown or retired ids.
+
 use super::*;
 use serde_json::{json, Value};
 
