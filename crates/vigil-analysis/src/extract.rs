@@ -423,15 +423,21 @@ impl Reader<'_> {
         while i < matches.len() {
             // Adjacent matches form one compound: "web app config", "PostgreSQL instance".
             let mut j = i;
+            let mut qualifies_attribute = false;
             while j + 1 < matches.len()
                 && only_space(&text[matches[j].0.end..matches[j + 1].0.start])
             {
                 j += 1;
+                // "database user": a head qualifying an attribute that is itself a head.
+                let word = text[matches[j].0.clone()].to_lowercase();
+                qualifies_attribute |= self.m.attribute_nouns.contains(&word);
             }
             let compound = &matches[i..=j];
             i = j + 1;
             let range = compound[0].0.start..compound[compound.len() - 1].0.end;
-            if self.followed_by_attribute(tokens, &range) || self.used_as_verb(text, tokens, &range)
+            if qualifies_attribute
+                || self.followed_by_attribute(tokens, &range)
+                || self.used_as_verb(text, tokens, &range)
             {
                 continue;
             }
@@ -1176,6 +1182,16 @@ mod tests {
         let f = facts("# D\n\nThe chat web app is written with Next.js and served by nginx.\n");
         assert!(entity(&f, "chat web app").technologies.contains("next.js"));
         assert!(f.entities.iter().all(|e| e.name != "Next.js"));
+    }
+
+    #[test]
+    fn a_head_qualifying_another_is_an_attribute() {
+        let f = facts("# D\n\nThe booking API connects with its own database user.\n");
+        assert!(
+            f.entities.iter().all(|e| e.key != ["database", "user"]),
+            "{:?}",
+            f.entities
+        );
     }
 
     #[test]
