@@ -248,6 +248,15 @@ pub struct Facts {
     pub global_signals: FactMap,
 }
 
+/// What one sentence states, as lexicon ids.
+#[derive(Debug, Clone, Default)]
+struct SentenceFacts {
+    data: Vec<String>,
+    signals: Vec<String>,
+    stated: Vec<String>,
+    ruled_out: Vec<String>,
+}
+
 /// A component named in one sentence.
 #[derive(Debug, Clone)]
 struct Mention {
@@ -328,14 +337,15 @@ impl Reader<'_> {
             }
             targets.sort_unstable();
             targets.dedup();
-            self.facts_of_sentence(section, sentence.clone(), &tokens, &evidence, &targets);
+            let stated = self.sentence_facts(&section.text, sentence.clone(), &tokens);
+            self.attach_facts(&stated, &evidence, &targets);
             let subject = pronoun_subject.then_some(focus).flatten();
             self.flows_of_sentence(
                 section,
                 sentence.clone(),
-                &tokens,
                 &mentions,
                 &evidence,
+                &stated,
                 subject,
             );
             if let Some(m) = mentions.first() {
@@ -684,56 +694,61 @@ impl Reader<'_> {
     }
 
     /// Data, controls and signals stated in a sentence, attached to its components (or to the
-    /// whole design when none is in reach).
-    fn facts_of_sentence(
-        &mut self,
-        section: &Section,
+    /// What a sentence states: data classes, risk signals, and the controls it states or rules
+    /// out. Read once per sentence, for its components and for the flows it describes.
+    fn sentence_facts(
+        &self,
+        text: &str,
         sentence: Range<usize>,
         tokens: &[Token],
-        evidence: &Evidence,
-        targets: &[usize],
-    ) {
-        let text = &section.text;
-        let data: Vec<String> = self
-            .m
-            .data
-            .find(text, sentence.clone())
-            .into_iter()
-            .map(|(_, e, _)| self.lexicon.data_classes[e].id.clone())
-            .collect();
-        let signals: Vec<String> = self
-            .m
-            .signals
-            .find(text, sentence.clone())
-            .into_iter()
-            .map(|(_, e, _)| self.lexicon.signals[e].id.clone())
-            .collect();
+    ) -> SentenceFacts {
+        let ids = |set: &TermSet, id: &dyn Fn(usize) -> String| -> Vec<String> {
+            set.find(text, sentence.clone())
+                .into_iter()
+                .map(|(_, e, _)| id(e))
+                .collect()
+        };
+        let data = ids(&self.m.data, &|e| self.lexicon.data_classes[e].id.clone());
+        let signals = ids(&self.m.signals, &|e| self.lexicon.signals[e].id.clone());
         let negations = self.m.negations.find(text, sentence.clone());
-        let mut stated = Vec::new();
-        let mut ruled_out = Vec::new();
-        for (range, e, _) in self.m.controls.find(text, sentence) {
+        let mut facts = SentenceFacts {
+            data,
+            signals,
+            ..SentenceFacts::default()
+        };
+        for (range, e, _) in self.m.controls.find(text, sentence.clone()) {
             let id = self.lexicon.controls[e].id.clone();
             if negated(text, tokens, &negations, &range) {
-                ruled_out.push(id);
+                facts.ruled_out.push(id);
             } else {
-                stated.push(id);
+                facts.stated.push(id);
             }
         }
         // "encrypted with TLS" speaks of transport, not of storage.
-        if stated.iter().any(|c| c == "tls" || c == "mtls") {
-            stated.retain(|c| c != "encryption_at_rest");
+        if facts.stated.iter().any(|c| c == "tls" || c == "mtls") {
+            facts.stated.retain(|c| c != "encryption_at_rest");
         }
+        facts
+    }
+
+    /// Attaches what a sentence states to its components, or to the whole design when none is
+    /// in reach.
+    fn attach_facts(&mut self, facts: &SentenceFacts, evidence: &Evidence, targets: &[usize]) {
         for &t in targets {
             let ent = &mut self.facts.entities[t];
-            add_all(&mut ent.data, &data, evidence);
-            add_all(&mut ent.signals, &signals, evidence);
-            add_all(&mut ent.controls, &stated, evidence);
-            add_all(&mut ent.absent_controls, &ruled_out, evidence);
+            add_all(&mut ent.data, &facts.data, evidence);
+            add_all(&mut ent.signals, &facts.signals, evidence);
+            add_all(&mut ent.controls, &facts.stated, evidence);
+            add_all(&mut ent.absent_controls, &facts.ruled_out, evidence);
         }
         if targets.is_empty() {
-            add_all(&mut self.facts.global_signals, &signals, evidence);
-            add_all(&mut self.facts.global_controls, &stated, evidence);
-            add_all(&mut self.facts.global_absent_controls, &ruled_out, evidence);
+            add_all(&mut self.facts.global_signals, &facts.signals, evidence);
+            add_all(&mut self.facts.global_controls, &facts.stated, evidence);
+            add_all(
+                &mut self.facts.global_absent_controls,
+                &facts.ruled_out,
+                evidence,
+            );
         }
     }
 
@@ -742,9 +757,9 @@ impl Reader<'_> {
         &mut self,
         section: &Section,
         sentence: Range<usize>,
-        tokens: &[Token],
         mentions: &[Mention],
         evidence: &Evidence,
+        stated: &SentenceFacts,
         pronoun_subject: Option<usize>,
     ) {
         if mentions.is_empty() {
@@ -784,45 +799,17 @@ impl Reader<'_> {
             }
         }
         for (from, to, interaction) in pairs {
-            self.add_flow(
-                section,
-                sentence.clone(),
-                tokens,
-                evidence,
-                (from, to),
-                interaction,
-            );
+            self.add_flow(stated, evidence, (from, to), interaction);
         }
     }
 
     fn add_flow(
         &mut self,
-        section: &Section,
-        range: Range<usize>,
-        tokens: &[Token],
+        stated: &SentenceFacts,
         evidence: &Evidence,
         (from, to): (usize, usize),
         interaction: String,
     ) {
-        let text = &section.text;
-        let pick = |set: &TermSet, ids: &dyn Fn(usize) -> String| -> Vec<String> {
-            set.find(text, range.clone())
-                .into_iter()
-                .map(|(_, e, _)| ids(e))
-                .collect()
-        };
-        let data = pick(&self.m.data, &|e| self.lexicon.data_classes[e].id.clone());
-        let signals = pick(&self.m.signals, &|e| self.lexicon.signals[e].id.clone());
-        let negations = self.m.negations.find(text, range.clone());
-        let (mut stated, mut ruled_out) = (Vec::new(), Vec::new());
-        for (r, e, _) in self.m.controls.find(text, range.clone()) {
-            let id = self.lexicon.controls[e].id.clone();
-            if negated(text, tokens, &negations, &r) {
-                ruled_out.push(id);
-            } else {
-                stated.push(id);
-            }
-        }
         let existing = self
             .facts
             .flows
@@ -844,10 +831,10 @@ impl Reader<'_> {
                 self.facts.flows.last_mut().expect("just pushed")
             }
         };
-        add_all(&mut flow.data, &data, evidence);
-        add_all(&mut flow.signals, &signals, evidence);
-        add_all(&mut flow.controls, &stated, evidence);
-        add_all(&mut flow.absent_controls, &ruled_out, evidence);
+        add_all(&mut flow.data, &stated.data, evidence);
+        add_all(&mut flow.signals, &stated.signals, evidence);
+        add_all(&mut flow.controls, &stated.stated, evidence);
+        add_all(&mut flow.absent_controls, &stated.ruled_out, evidence);
         if !flow.evidence.contains(evidence) && flow.evidence.len() < 4 {
             flow.evidence.push(evidence.clone());
         }
