@@ -278,7 +278,7 @@ fn score(
 ) -> Score {
     let f = &c.finding;
     let rule = catalog.rules.get(&f.rule);
-    let view = ElementView::of(f, model, catalog);
+    let view = ElementView::of(f, model);
     let exploitability = exploitability(c, rule, &view, catalog, config);
     let blast_radius = blast_radius(rule, &view, catalog, config);
     let urgency = urgency(rule, &view, timing, config);
@@ -330,9 +330,8 @@ struct ElementView {
 }
 
 impl ElementView {
-    fn of(f: &Finding, model: &Model, catalog: &Catalog) -> ElementView {
+    fn of(f: &Finding, model: &Model) -> ElementView {
         let dfd = &model.dfd;
-        let _ = catalog;
         let degree_of = |id: &str| {
             dfd.flows
                 .iter()
