@@ -10,6 +10,7 @@ use std::ops::Range;
 use vigil_catalog::Lexicon;
 use vigil_core::{Artifact, Evidence, Section};
 
+use crate::assist::semantic::{FactKind, SemanticHints};
 use crate::text::{self, Token};
 
 /// Longest qualifier run kept in front of a head noun.
@@ -257,6 +258,21 @@ struct SentenceFacts {
     ruled_out: Vec<String>,
 }
 
+impl SentenceFacts {
+    /// Adds what was recognised by meaning and not already read from the words.
+    fn add_hints(&mut self, hints: &[(FactKind, String)]) {
+        for (kind, id) in hints {
+            let list = match kind {
+                FactKind::Data => &mut self.data,
+                FactKind::Signal => &mut self.signals,
+            };
+            if !list.contains(id) {
+                list.push(id.clone());
+            }
+        }
+    }
+}
+
 /// A component named in one sentence.
 #[derive(Debug, Clone)]
 struct Mention {
@@ -268,15 +284,27 @@ struct Mention {
 
 /// Reads one artifact.
 pub fn extract(artifact: &Artifact, lexicon: &Lexicon, matcher: &Matcher) -> Facts {
+    extract_with(artifact, lexicon, matcher, None)
+}
+
+/// Reads one artifact, adding to each sentence the data classes and signals recognised in it by
+/// meaning (see [`crate::assist::semantic`]).
+pub fn extract_with(
+    artifact: &Artifact,
+    lexicon: &Lexicon,
+    matcher: &Matcher,
+    hints: Option<&SemanticHints>,
+) -> Facts {
     let mut reader = Reader {
         lexicon,
         m: matcher,
         facts: Facts::default(),
         index: HashMap::new(),
         aliases: Vec::new(),
+        hints,
     };
-    for section in &artifact.sections {
-        reader.section(section);
+    for (i, section) in artifact.sections.iter().enumerate() {
+        reader.section(i, section);
     }
     reader.merge_subsets();
     reader.facts
@@ -289,10 +317,12 @@ struct Reader<'a> {
     index: HashMap<Vec<String>, usize>,
     /// Entities found to be other names of an earlier one: (alias, entity).
     aliases: Vec<(usize, usize)>,
+    /// Facts recognised by meaning, by sentence.
+    hints: Option<&'a SemanticHints>,
 }
 
 impl Reader<'_> {
-    fn section(&mut self, section: &Section) {
+    fn section(&mut self, index: usize, section: &Section) {
         let path = section.heading_path.join(" > ");
         let mut focus: Option<usize> = None;
         let mut line_start = usize::MAX;
@@ -337,7 +367,10 @@ impl Reader<'_> {
             }
             targets.sort_unstable();
             targets.dedup();
-            let stated = self.sentence_facts(&section.text, sentence.clone(), &tokens);
+            let mut stated = self.sentence_facts(&section.text, sentence.clone(), &tokens);
+            if let Some(hints) = self.hints {
+                stated.add_hints(hints.sentence(index, &sentence));
+            }
             self.attach_facts(&stated, &evidence, &targets);
             let subject = pronoun_subject.then_some(focus).flatten();
             self.flows_of_sentence(

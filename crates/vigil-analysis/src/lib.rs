@@ -5,6 +5,7 @@
 //! controls, signals) -> model (data-flow diagram) -> threats (catalogue rules) -> score ->
 //! paths -> report.
 
+pub mod assist;
 pub mod error;
 pub mod eval;
 pub mod extract;

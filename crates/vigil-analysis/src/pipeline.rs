@@ -3,8 +3,9 @@
 use sha2::{Digest, Sha256};
 
 use vigil_catalog::Catalog;
-use vigil_core::{Artifact, Review};
+use vigil_core::{Artifact, ModelContribution, Review};
 
+use crate::assist::{LlmReview, SemanticIndex};
 use crate::error::Result;
 use crate::normalize::{self, Limits};
 use crate::score::ScoringConfig;
@@ -22,6 +23,8 @@ pub struct Engine {
     limits: Limits,
     finding_limits: FindingLimits,
     matcher: extract::Matcher,
+    semantic: Option<(String, SemanticIndex)>,
+    reviewer: Option<LlmReview>,
 }
 
 impl Engine {
@@ -34,7 +37,27 @@ impl Engine {
             limits,
             finding_limits: FindingLimits::default(),
             matcher,
+            semantic: None,
+            reviewer: None,
         }
+    }
+
+    /// The same engine recognising data classes and signals by meaning too, with the exemplar
+    /// index of the embeddings model `model_name`.
+    pub fn with_semantic(mut self, model_name: &str, index: SemanticIndex) -> Engine {
+        self.semantic = Some((model_name.to_string(), index));
+        self
+    }
+
+    /// The same engine asking a chat model for threats the rules missed, and for a summary.
+    pub fn with_reviewer(mut self, reviewer: LlmReview) -> Engine {
+        self.reviewer = Some(reviewer);
+        self
+    }
+
+    /// Whether any model takes part in the analysis.
+    pub fn uses_models(&self) -> bool {
+        self.semantic.is_some() || self.reviewer.is_some()
     }
 
     /// The same engine keeping at most this many findings per element.
@@ -65,10 +88,21 @@ impl Engine {
 
     /// Analyses one normalized artifact.
     pub fn analyze_artifact(&self, artifact: &Artifact) -> Review {
-        let facts = extract::extract(artifact, &self.catalog.lexicon, &self.matcher);
+        let mut record = self.uses_models().then(ModelContribution::default);
+        let hints = self.semantic_hints(artifact, record.as_mut());
+        let facts = extract::extract_with(
+            artifact,
+            &self.catalog.lexicon,
+            &self.matcher,
+            hints.as_ref(),
+        );
         let model = model::build(&facts, &self.catalog.lexicon);
         let candidates = threats::generate(&model, &self.catalog, self.finding_limits);
-        let findings = score::score_all(candidates, &model, artifact, &self.catalog, &self.scoring);
+        let mut findings =
+            score::score_all(candidates, &model, artifact, &self.catalog, &self.scoring);
+        if let (Some(reviewer), Some(record)) = (&self.reviewer, record.as_mut()) {
+            self.model_review(reviewer, artifact, &model, &mut findings, record);
+        }
         let attack_paths = paths::find(&model.dfd, &findings, &self.catalog.lexicon, MAX_PATHS);
         let dfd = model.dfd;
         Review {
@@ -81,7 +115,63 @@ impl Engine {
             dfd,
             findings,
             attack_paths,
+            models: record,
         }
+    }
+
+    /// Facts recognised by meaning, when an embeddings model is configured; a failure is
+    /// recorded and the analysis goes on with the words alone.
+    fn semantic_hints(
+        &self,
+        artifact: &Artifact,
+        record: Option<&mut ModelContribution>,
+    ) -> Option<crate::assist::SemanticHints> {
+        let ((name, index), record) = self.semantic.as_ref().zip(record)?;
+        record.embeddings_model = Some(name.clone());
+        match index.hints(artifact) {
+            Ok(hints) => {
+                record.facts_by_meaning = hints.facts();
+                Some(hints)
+            }
+            Err(e) => {
+                record.errors.push(format!("embeddings: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Adds the chat model's grounded proposals to `findings`, scored like the rest, and its
+    /// summary to the record.
+    fn model_review(
+        &self,
+        reviewer: &LlmReview,
+        artifact: &Artifact,
+        model: &model::Model,
+        findings: &mut Vec<vigil_core::Finding>,
+        record: &mut ModelContribution,
+    ) {
+        let outcome = reviewer.review(artifact, model, &self.catalog, findings);
+        let added = score::score_all(
+            outcome.candidates,
+            model,
+            artifact,
+            &self.catalog,
+            &self.scoring,
+        );
+        findings.extend(added);
+        score::rank(findings);
+        let embeddings_model = record.embeddings_model.take();
+        let facts_by_meaning = record.facts_by_meaning;
+        let mut errors = std::mem::take(&mut record.errors);
+        *record = outcome.record;
+        record.embeddings_model = embeddings_model;
+        record.facts_by_meaning = facts_by_meaning;
+        errors.append(&mut record.errors);
+        match reviewer.summarise(findings) {
+            Ok(summary) => record.summary = summary,
+            Err(e) => errors.push(format!("summary: {e}")),
+        }
+        record.errors = errors;
     }
 }
 

@@ -259,6 +259,12 @@ pub fn score_all(
             finding
         })
         .collect();
+    rank(&mut findings);
+    findings
+}
+
+/// Orders findings highest score first; ties by rule, then element, so the order is stable.
+pub fn rank(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.score
             .value
@@ -266,7 +272,6 @@ pub fn score_all(
             .then_with(|| a.rule.cmp(&b.rule))
             .then_with(|| a.element.cmp(&b.element))
     });
-    findings
 }
 
 fn score(

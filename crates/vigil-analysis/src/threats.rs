@@ -252,6 +252,65 @@ fn apply(rule: &Rule, s: &Subject<'_>, model: &Model) -> Option<Candidate> {
     })
 }
 
+/// The rules that could apply to element `element` by its type, place and wiring, that no
+/// control stated for it mitigates, and that `raised` does not already hold for it: the
+/// candidates a reviewer may propose beyond what the artifact's words made fire.
+pub fn open_rules<'c>(
+    model: &Model,
+    catalog: &'c Catalog,
+    element: &str,
+    raised: &[Finding],
+) -> Vec<&'c Rule> {
+    let subjects = subjects(model);
+    let Some(s) = subjects.iter().find(|s| s.id == element) else {
+        return Vec::new();
+    };
+    catalog
+        .rules
+        .enabled()
+        .filter(|rule| applicable(rule, s))
+        .filter(|rule| {
+            !raised
+                .iter()
+                .any(|f| f.element == element && f.rule == rule.id)
+        })
+        .collect()
+}
+
+/// A finding of `rule` on `element` that a model proposed, quoting `evidence`; `None` when the
+/// element does not exist or the rule cannot apply to it.
+pub fn proposed(
+    model: &Model,
+    rule: &Rule,
+    element: &str,
+    evidence: Evidence,
+) -> Option<Candidate> {
+    let subjects = subjects(model);
+    let s = subjects.iter().find(|s| s.id == element)?;
+    if !applicable(rule, s) {
+        return None;
+    }
+    let mut finding = finding(rule, s, vec![evidence]);
+    finding.origin = FindingOrigin::Model;
+    Some(Candidate {
+        finding,
+        strength: 0,
+        partially_mitigated: None,
+        priority: rule.likelihood.value() * rule.impact.value(),
+    })
+}
+
+/// Whether `rule` fits the element's type, place and wiring and no control stated for the
+/// element mitigates it.
+fn applicable(rule: &Rule, s: &Subject<'_>) -> bool {
+    rule.applies_to.contains(&s.kind)
+        && structural_match(&rule.when, s)
+        && !rule
+            .mitigated_by
+            .iter()
+            .any(|c| s.facts.controls.contains_key(c))
+}
+
 /// The conditions that depend only on the element's type, place and wiring.
 fn structural_match(w: &RuleConditions, s: &Subject<'_>) -> bool {
     let any = |list: &[String], values: &[&str]| {

@@ -107,6 +107,10 @@ pub struct DataClass {
     pub personal: bool,
     /// Phrases that name it.
     pub terms: Vec<String>,
+    /// Example sentences that mean it without using its terms: the embeddings step recognises
+    /// sentences close to them.
+    #[serde(default)]
+    pub exemplars: Vec<String>,
 }
 
 /// A security control an artifact can state or rule out.
@@ -131,6 +135,10 @@ pub struct Signal {
     pub label: String,
     /// Phrases that state it.
     pub terms: Vec<String>,
+    /// Example sentences that mean it without using its terms: the embeddings step recognises
+    /// sentences close to them.
+    #[serde(default)]
+    pub exemplars: Vec<String>,
 }
 
 /// An interaction between two elements, named by its verbs.

@@ -15,4 +15,4 @@ pub use finding::{
     Evidence, Factor, FactorGroup, Finding, FindingOrigin, FrameworkRefs, Score, Severity,
     ThreatCategory,
 };
-pub use review::{AttackPath, AttackStep, Review};
+pub use review::{AttackPath, AttackStep, DroppedProposal, ModelContribution, Review};

@@ -52,4 +52,43 @@ pub struct Review {
     pub findings: Vec<Finding>,
     /// Top attack paths, highest score first.
     pub attack_paths: Vec<AttackPath>,
+    /// What language and embedding models added; absent when the analysis ran without them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<ModelContribution>,
+}
+
+/// What models added to a review, so a reader can tell the deterministic part from the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelContribution {
+    /// The embeddings model that widened extraction, if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings_model: Option<String>,
+    /// The chat model that reviewed the diagram, if one ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_model: Option<String>,
+    /// Data classes and risk signals recognised by meaning rather than by their words.
+    pub facts_by_meaning: usize,
+    /// Threats the chat model proposed.
+    pub proposals: usize,
+    /// Proposals kept as findings (their origin is `model`).
+    pub proposals_kept: usize,
+    /// Proposals dropped, with the reason for each.
+    pub proposals_dropped: Vec<DroppedProposal>,
+    /// A short summary for developers, written by the chat model from the findings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Model steps that failed; the analysis went on without them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// A model's proposal that was not kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedProposal {
+    /// Rule id as proposed.
+    pub rule: String,
+    /// Element id as proposed.
+    pub element: String,
+    /// Why it was dropped.
+    pub reason: String,
 }

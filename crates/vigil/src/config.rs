@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+use vigil_analysis::assist::ReviewerConfig;
 use vigil_analysis::normalize::Limits;
 use vigil_analysis::score::ScoringConfig;
 use vigil_analysis::threats::FindingLimits;
@@ -107,6 +108,47 @@ pub struct ModelsConfig {
     pub manifest: Option<PathBuf>,
 }
 
+/// When the analysis uses the models.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LlmMode {
+    /// Use the models when their files are found; otherwise analyse without them, with a warning.
+    #[default]
+    Auto,
+    /// Require the models: a missing or corrupt model file is an error.
+    On,
+    /// Never load a model: the deterministic analysis alone.
+    Off,
+}
+
+/// `[llm]`: what the embeddings and chat models add to the analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// auto, on or off (`--no-llm` sets off).
+    pub mode: LlmMode,
+    /// Recognise data classes and risk signals by meaning with the embeddings model.
+    pub embeddings: bool,
+    /// Cosine similarity to a catalogue exemplar needed to recognise a fact (0..1).
+    pub similarity: f32,
+    /// Let the chat model propose threats the rules missed, and write a summary.
+    pub reviewer: bool,
+    /// Limits of the chat model's review.
+    pub review: ReviewerConfig,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            mode: LlmMode::Auto,
+            embeddings: true,
+            similarity: vigil_analysis::assist::semantic::DEFAULT_THRESHOLD,
+            reviewer: true,
+            review: ReviewerConfig::default(),
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +161,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Model files.
     pub models: ModelsConfig,
+    /// What the models add to the analysis.
+    pub llm: LlmConfig,
 }
 
 impl Config {
@@ -179,6 +223,9 @@ impl Config {
         }
         if self.analysis.max_depth > MAX_DEPTH_LIMIT {
             bail!("analysis.max_depth must be at most {MAX_DEPTH_LIMIT}");
+        }
+        if !(0.0..=1.0).contains(&self.llm.similarity) {
+            bail!("llm.similarity must be between 0 and 1");
         }
         if let Some(date) = &s.as_of {
             if date.len() != 10 || vigil_analysis::score::days_from_date(date).is_none() {

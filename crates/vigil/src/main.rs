@@ -1,5 +1,6 @@
 //! The `vigil` command line: parses flags, loads the configuration and calls the library.
 
+mod assist;
 mod bench;
 mod config;
 mod doctor;
@@ -76,6 +77,9 @@ struct AnalyzeArgs {
     /// Colour the table output (default: when standard output is a terminal).
     #[arg(long)]
     color: Option<bool>,
+    /// Analyse without models: no embeddings, no chat model (sets [llm] mode = "off").
+    #[arg(long)]
+    no_llm: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +96,9 @@ struct EvalArgs {
     /// Folder of customer rules (overrides [analysis] rules_dir).
     #[arg(long, value_name = "DIR")]
     rules_dir: Option<PathBuf>,
+    /// Evaluate without models: no embeddings, no chat model (sets [llm] mode = "off").
+    #[arg(long)]
+    no_llm: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -183,8 +190,17 @@ fn engine(config: &Config, rules_dir: Option<&Path>) -> Result<Engine> {
     Ok(engine)
 }
 
+/// The engine with the models `[llm]` asks for, unless `no_llm`.
+fn engine_with_models(config: &Config, rules_dir: Option<&Path>, no_llm: bool) -> Result<Engine> {
+    let engine = engine(config, rules_dir)?;
+    if no_llm {
+        return Ok(engine);
+    }
+    assist::attach(engine, config)
+}
+
 fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
-    let engine = engine(config, args.rules_dir.as_deref())?;
+    let engine = engine_with_models(config, args.rules_dir.as_deref(), args.no_llm)?;
     let inputs = inputs::collect(&args.paths);
     for err in &inputs.errors {
         eprintln!("error: {err:#}");
@@ -270,7 +286,7 @@ fn analyze_file(engine: &Engine, config: &Config, file: &Path) -> Result<Vec<Rev
 }
 
 fn run_eval(config: &Config, args: EvalArgs) -> Result<ExitCode> {
-    let engine = engine(config, args.rules_dir.as_deref())?;
+    let engine = engine_with_models(config, args.rules_dir.as_deref(), args.no_llm)?;
     if !args.dir.is_dir() {
         bail!("{} is not a folder of evaluation cases", args.dir.display());
     }

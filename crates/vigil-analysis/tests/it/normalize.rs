@@ -412,7 +412,9 @@ fn timed<T>(label: &str, f: impl FnOnce() -> T) -> T {
     let out = f();
     let took = start.elapsed();
     println!("{label}: {took:?}");
-    assert!(took < Duration::from_secs(3), "{label} took {took:?}");
+    // A guard against quadratic work (which takes minutes on these inputs), not a speed target:
+    // the bound is loose because test machines are shared and their timings are noisy.
+    assert!(took < Duration::from_secs(20), "{label} took {took:?}");
     out
 }
 
