@@ -29,6 +29,9 @@ pub enum Error {
     /// Two migrations were registered under one name.
     #[error("migration `{0}` is registered twice")]
     DuplicateMigration(String),
+    /// The embedding model failed.
+    #[error("embedding: {0}")]
+    Embedding(String),
     /// The blocking task running a store operation panicked or was cancelled.
     #[error("store task did not complete: {0}")]
     Task(String),

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! <data_dir>/
-//!   vigil.db          operational store (SQLite; vigil.db-wal and vigil.db-shm beside it while open)
-//!   lance/            institutional memory (LanceDB: one folder per table, versioned manifests)
+//!   vigil.db          operational store and institutional memory (SQLite; vigil.db-wal and
+//!                     vigil.db-shm beside it while open)
+//!   lance/            reserved for the LanceDB memory tables (not written yet)
 //! ```
 //!
 //! Everything Vigil keeps is under this one folder, so copying a snapshot of it (`vigil backup`)
@@ -30,12 +31,9 @@ impl DataDir {
         DataDir { root: root.into() }
     }
 
-    /// Creates the data directory and the LanceDB folder when missing.
+    /// Creates the data directory when missing.
     pub fn create(&self) -> Result<()> {
-        for dir in [self.root.clone(), self.lance_dir()] {
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", dir, e))?;
-        }
-        Ok(())
+        std::fs::create_dir_all(&self.root).map_err(|e| Error::io("cannot create", &self.root, e))
     }
 
     /// The data directory itself.
@@ -48,7 +46,7 @@ impl DataDir {
         self.root.join(OPS_DB_FILE)
     }
 
-    /// The folder LanceDB keeps its tables in.
+    /// The folder reserved for LanceDB tables.
     pub fn lance_dir(&self) -> PathBuf {
         self.root.join(LANCE_DIR)
     }

@@ -1,7 +1,13 @@
 //! Vigil's storage.
 //!
 //! - [`OpsStore`]: the operational store, one SQLite file in WAL mode (`<data_dir>/vigil.db`)
-//!   for what changes often and must be transactional, used through an async API.
+//!   for what changes often and must be transactional: reviews and their versions
+//!   ([`workflow`]), finding workflow state and history, jobs, connector cursors, used through an
+//!   async API.
+//! - [`Memory`]: institutional memory: artifact versions, chunks, finding texts and
+//!   [`decisions`] with embeddings; hybrid search (see [`memory`] for where it is kept).
+//! - [`recall`]: memory consulted before a review is final.
+//! - [`lineage`]: new, unchanged, changed and gone findings between review versions.
 //! - The data directory layout is [`DataDir`] (see [`layout`]).
 //!
 //! # Adding tables to the operational store
@@ -25,19 +31,29 @@
 //! caller outside this crate (a test, a plug-in) can pass further migrations to
 //! [`OpsStore::open`].
 
+pub mod decisions;
+pub mod embed;
 pub mod error;
 pub mod layout;
+pub mod lineage;
+pub mod memory;
 pub mod migrate;
 pub mod ops;
+pub mod recall;
+pub mod workflow;
 
+pub use decisions::{Decision, DecisionKind, DecisionScope};
+pub use embed::TextEmbedder;
 pub use error::{Error, Result};
 pub use layout::DataDir;
+pub use memory::{ArtifactRecord, Memory, SearchFilter};
 pub use migrate::Migration;
 pub use ops::{OpsOptions, OpsStore};
+pub use recall::{recall, RecallConfig, RecallContext};
 
 /// Every migration of the operational store, in the order they are applied: each module's list
 /// in turn.
 pub fn migrations() -> Vec<Migration> {
-    let modules: &[&[Migration]] = &[];
+    let modules: &[&[Migration]] = &[workflow::MIGRATIONS, memory::MIGRATIONS];
     modules.iter().flat_map(|m| m.iter().copied()).collect()
 }

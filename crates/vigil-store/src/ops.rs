@@ -159,7 +159,6 @@ mod tests {
             .unwrap();
         assert_eq!((mode.as_str(), fk, sync), ("wal", 1, 2));
         assert!(dir.path().join("vigil.db").is_file());
-        assert!(dir.path().join("lance").is_dir());
     }
 
     #[tokio::test]
