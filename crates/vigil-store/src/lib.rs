@@ -40,6 +40,7 @@ pub mod memory;
 pub mod migrate;
 pub mod ops;
 pub mod recall;
+pub mod snapshot;
 pub mod workflow;
 
 pub use decisions::{Decision, DecisionKind, DecisionScope};

@@ -143,6 +143,8 @@ pub struct Config {
     pub models: ModelsConfig,
     /// Where data is kept.
     pub store: StoreConfig,
+    /// How memory is consulted before a review is final.
+    pub memory: vigil_store::RecallConfig,
 }
 
 impl Config {
@@ -203,6 +205,18 @@ impl Config {
         }
         if self.analysis.max_depth > MAX_DEPTH_LIMIT {
             bail!("analysis.max_depth must be at most {MAX_DEPTH_LIMIT}");
+        }
+        let m = &self.memory;
+        let shares = [
+            m.decision_similarity,
+            m.pattern_similarity,
+            m.precedent_similarity,
+        ];
+        if shares.iter().any(|s| !(0.0..=1.0).contains(s))
+            || !(0.0..=1.0).contains(&m.feedback_false_positive_share)
+            || !(0.0..=1.0).contains(&m.feedback_score_factor)
+        {
+            bail!("memory similarities, feedback_false_positive_share and feedback_score_factor must be between 0 and 1");
         }
         if self.store.data_dir.as_os_str().is_empty() {
             bail!("store.data_dir must not be empty");
