@@ -13,7 +13,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-use crate::embed::{cosine, TextEmbedder};
+use crate::embed::TextEmbedder;
 use crate::migrate::Migration;
 use crate::ops::OpsStore;
 use crate::{Error, Result};
@@ -374,20 +374,15 @@ impl Memory {
 
         self.ops
             .call(move |conn| {
-                let mut rows: HashMap<i64, (String, u32, String)> = HashMap::new();
-
                 let mut by_vector: Vec<(i64, f32)> = Vec::new();
-                let sql = format!(
-                    "SELECT c.id, c.artifact_id, c.version, c.text, c.vector FROM mem_chunks c \
-                     WHERE {cond} AND {latest}"
-                );
+                let sql =
+                    format!("SELECT c.id, c.vector FROM mem_chunks c WHERE {cond} AND {latest}");
                 let mut stmt = conn.prepare(&sql)?;
                 let mut q = stmt.query(params_from_iter(values.iter()))?;
                 while let Some(r) = q.next()? {
-                    let id: i64 = r.get(0)?;
-                    let v = from_blob(&r.get::<_, Vec<u8>>(4)?);
-                    by_vector.push((id, cosine(&vector, &v)));
-                    rows.insert(id, (r.get(1)?, r.get(2)?, r.get(3)?));
+                    if let rusqlite::types::ValueRef::Blob(blob) = r.get_ref(1)? {
+                        by_vector.push((r.get(0)?, cosine_blob(&vector, blob)));
+                    }
                 }
                 by_vector.sort_by(|a, b| b.1.total_cmp(&a.1));
                 by_vector.truncate(depth);
@@ -411,22 +406,26 @@ impl Memory {
                     by_vector.iter().map(|(id, _)| id.to_string()).collect();
                 let text_ids: Vec<String> = by_text.iter().map(i64::to_string).collect();
                 let fused = fuse(&[&vector_ids, &text_ids]);
-                Ok(fused
-                    .into_iter()
-                    .take(limit)
-                    .filter_map(|(id, score)| {
-                        let (artifact_id, version, text) = rows.get(&id.parse().ok()?)?.clone();
-                        Some(ChunkHit {
-                            chunk_id: id.parse().ok()?,
-                            vector_rank: vector_ids.iter().position(|x| *x == id).map(|p| p + 1),
-                            text_rank: text_ids.iter().position(|x| *x == id).map(|p| p + 1),
-                            artifact_id,
-                            version,
-                            text,
-                            score,
-                        })
-                    })
-                    .collect())
+                let mut stmt = conn
+                    .prepare("SELECT artifact_id, version, text FROM mem_chunks WHERE id = ?1")?;
+                let mut hits = Vec::new();
+                for (id, score) in fused.into_iter().take(limit) {
+                    let Ok(chunk_id) = id.parse::<i64>() else {
+                        continue;
+                    };
+                    let (artifact_id, version, text) =
+                        stmt.query_row([chunk_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    hits.push(ChunkHit {
+                        chunk_id,
+                        vector_rank: vector_ids.iter().position(|x| *x == id).map(|p| p + 1),
+                        text_rank: text_ids.iter().position(|x| *x == id).map(|p| p + 1),
+                        artifact_id,
+                        version,
+                        text,
+                        score,
+                    });
+                }
+                Ok(hits)
             })
             .await
     }
@@ -604,6 +603,22 @@ pub(crate) fn to_blob(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Cosine similarity of `query` and a vector stored by [`to_blob`], read in place.
+fn cosine_blob(query: &[f32], blob: &[u8]) -> f32 {
+    let (mut dot, mut norm) = (0.0f32, 0.0f32);
+    for (q, c) in query.iter().zip(blob.chunks_exact(4)) {
+        let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        dot += q * x;
+        norm += x * x;
+    }
+    let qn = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 || qn == 0.0 {
+        0.0
+    } else {
+        dot / (norm.sqrt() * qn)
+    }
+}
+
 /// The inverse of [`to_blob`].
 pub(crate) fn from_blob(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
@@ -658,5 +673,7 @@ mod tests {
     fn vectors_round_trip_through_blobs() {
         let v = vec![0.5, -1.25, 3.0];
         assert_eq!(from_blob(&to_blob(&v)), v);
+        let sim = cosine_blob(&v, &to_blob(&v));
+        assert!((sim - 1.0).abs() < 1e-6, "{sim}");
     }
 }
