@@ -38,6 +38,8 @@ pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<()> {
 /// Checks `src` and replaces the data directory's database with it: copied beside the database,
 /// synced, then renamed over it, so a crash leaves the old or the new database, never a mix.
 /// The service must be stopped.
+// TODO(restore-lock): refuse to restore while another process has the database open, instead
+// of relying on the operator to stop the service.
 pub fn restore(data_dir: &DataDir, src: &Path) -> Result<()> {
     check(src)?;
     data_dir.create()?;

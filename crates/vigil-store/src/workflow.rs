@@ -216,6 +216,8 @@ impl OpsStore {
         .await
     }
 
+    // TODO(feedback-counting): count the disposition (count_disposition) here when a status is
+    // set, once the caller passes the organisation; today callers count it themselves.
     /// Sets a finding's workflow status and appends the change to its history.
     pub async fn set_finding_status(
         &self,

@@ -163,6 +163,8 @@ async fn ingest_file(
             .latest_review(&record.artifact_id)
             .await?
             .is_some_and(|r| r.artifact_version >= put.version);
+        // TODO(memory-recall): consult memory (vigil_store::recall) here and in `analyze` before
+        // a review is recorded; today only library callers run it.
         if !reviewed {
             let review = engine.analyze_artifact(artifact);
             let findings = review.findings.clone();
