@@ -149,6 +149,28 @@ impl Default for LlmConfig {
     }
 }
 
+/// `[store]`: where Vigil keeps its data (see `vigil_store::layout` for the folder's layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The data directory: `vigil.db` (operational store) and `lance/` (memory) inside it.
+    pub data_dir: PathBuf,
+    /// How long an operational-store statement waits for a lock held elsewhere, in milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// The data directory when none is configured.
+pub const DEFAULT_DATA_DIR: &str = ".vigil";
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +185,10 @@ pub struct Config {
     pub models: ModelsConfig,
     /// What the models add to the analysis.
     pub llm: LlmConfig,
+    /// Where data is kept.
+    pub store: StoreConfig,
+    /// How memory is consulted before a review is final.
+    pub memory: vigil_store::RecallConfig,
 }
 
 impl Config {
@@ -226,6 +252,21 @@ impl Config {
         }
         if !(0.0..=1.0).contains(&self.llm.similarity) {
             bail!("llm.similarity must be between 0 and 1");
+        }
+        let m = &self.memory;
+        let shares = [
+            m.decision_similarity,
+            m.pattern_similarity,
+            m.precedent_similarity,
+        ];
+        if shares.iter().any(|s| !(0.0..=1.0).contains(s))
+            || !(0.0..=1.0).contains(&m.feedback_false_positive_share)
+            || !(0.0..=1.0).contains(&m.feedback_score_factor)
+        {
+            bail!("memory similarities, feedback_false_positive_share and feedback_score_factor must be between 0 and 1");
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            bail!("store.data_dir must not be empty");
         }
         if let Some(date) = &s.as_of {
             if date.len() != 10 || vigil_analysis::score::days_from_date(date).is_none() {

@@ -3,9 +3,11 @@
 mod assist;
 mod bench;
 mod config;
+mod csv;
 mod doctor;
 mod inputs;
 mod models;
+mod store;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -53,6 +55,12 @@ enum Command {
     Models(models::ModelsArgs),
     /// Check the installation: configuration, catalogue, models, data directory, disk, port.
     Doctor,
+    /// Seed memory from documents and tickets, and from exports of past decisions (CSV or JSON).
+    Ingest(store::IngestArgs),
+    /// Write a consistent snapshot of the data directory while the service runs.
+    Backup(store::BackupArgs),
+    /// Replace the data directory's stores with a snapshot (with the service stopped).
+    Restore(store::RestoreArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,6 +156,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rules(args) => rules(&config, args),
         Command::Models(args) => models::run(&config, args),
         Command::Doctor => Ok(doctor::run(cli.config.as_deref(), Ok(config))),
+        Command::Ingest(args) => {
+            let engine = engine(&config, None)?;
+            store::ingest(&config, &engine, args)
+        }
+        Command::Backup(args) => store::backup(&config, args),
+        Command::Restore(args) => store::restore(&config, args),
     }
 }
 

@@ -172,3 +172,147 @@ fn bench_prints_its_figures() {
         assert!(text.contains(figure), "{figure} missing:\n{text}");
     }
 }
+
+/// `vigil ingest`, `backup` and `restore` against a data directory of their own.
+mod store {
+    use super::*;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    fn models_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    }
+
+    fn command(data: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        c.args(args)
+            .current_dir(std::env::temp_dir())
+            .env("VIGIL__STORE__DATA_DIR", data)
+            .env("VIGIL_MODELS_DIR", models_dir());
+        c
+    }
+
+    /// `n` design documents of four sections each, different from one another.
+    fn documents(dir: &Path, n: usize) {
+        std::fs::create_dir_all(dir).unwrap();
+        for i in 0..n {
+            let text = format!(
+                "# Service {i}\n\n## Overview\n\nThe service {i} API accepts orders for region {i} \
+                 from the mobile app over the internet.\n\n## Storage\n\nThe service {i} API stores \
+                 customer addresses in the orders {i} database. The orders {i} database is not \
+                 encrypted at rest.\n\n## Admin\n\nOperators of team {i} use an admin console that \
+                 calls the service {i} API over HTTP.\n\n## Jobs\n\nA nightly job {i} copies orders \
+                 to the analytics {i} bucket.\n"
+            );
+            std::fs::write(dir.join(format!("doc-{i:03}.md")), text).unwrap();
+        }
+    }
+
+    fn db(data: &Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(data.join("vigil.db")).unwrap()
+    }
+
+    fn count(conn: &rusqlite::Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// Nothing of a version without its row, no version without chunks, and SQLite intact.
+    fn assert_consistent(data: &Path) {
+        let conn = db(data);
+        let verdict: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(verdict, "ok");
+        let orphan_chunks = count(
+            &conn,
+            "SELECT count(*) FROM mem_chunks c WHERE NOT EXISTS (SELECT 1 FROM mem_artifacts a \
+             WHERE a.artifact_id = c.artifact_id AND a.version = c.version)",
+        );
+        let empty_versions = count(
+            &conn,
+            "SELECT count(*) FROM mem_artifacts a WHERE NOT EXISTS (SELECT 1 FROM mem_chunks c \
+             WHERE a.artifact_id = c.artifact_id AND a.version = c.version)",
+        );
+        assert_eq!((orphan_chunks, empty_versions), (0, 0));
+    }
+
+    #[test]
+    fn a_killed_ingest_leaves_no_half_written_version_and_resumes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (docs, data) = (tmp.path().join("docs"), tmp.path().join("data"));
+        documents(&docs, 40);
+
+        let mut child = command(&data, &["ingest", path(&docs)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let stored = loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let n = if data.join("vigil.db").exists() {
+                rusqlite::Connection::open_with_flags(
+                    data.join("vigil.db"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .and_then(|c| c.query_row("SELECT count(*) FROM mem_artifacts", [], |r| r.get(0)))
+                .unwrap_or(0i64)
+            } else {
+                0
+            };
+            if n >= 3 || Instant::now() > deadline {
+                break n;
+            }
+        };
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "the ingest was still running when killed"
+        );
+        assert!(
+            (3..40).contains(&stored),
+            "{stored} versions stored before the kill"
+        );
+        assert_consistent(&data);
+
+        let out = command(&data, &["ingest", path(&docs)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_consistent(&data);
+        let conn = db(&data);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(DISTINCT artifact_id) FROM mem_artifacts"
+            ),
+            40
+        );
+        assert_eq!(count(&conn, "SELECT max(version) FROM mem_artifacts"), 1);
+        assert_eq!(count(&conn, "SELECT count(*) FROM review_versions"), 40);
+    }
+
+    #[test]
+    fn decisions_are_ingested_and_a_snapshot_restores_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let csv = tmp.path().join("decisions.csv");
+        std::fs::write(
+            &csv,
+            "id,kind,scope,external_key,rationale,context\n\
+             d1,mitigated,finding,PAY-412,tokenizing card data,Card numbers stored in the ledger\n",
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("1 decision(s)"), "{}", stdout(&out));
+
+        let snap = tmp.path().join("snap.db");
+        let out = command(&data, &["backup", path(&snap)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        db(&data).execute("DELETE FROM mem_decisions", []).unwrap();
+
+        let out = command(&data, &["restore", path(&snap)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 1);
+    }
+}

@@ -855,7 +855,7 @@ mod tests {
             interaction: "calls".into(),
             data: vec!["personal".into()],
             protocol: None,
-            crosses_boundary: i % 3 == 0,
+            crosses_boundary: i.is_multiple_of(3),
             boundary: None,
             controls: vec![],
             absent_controls: vec![],

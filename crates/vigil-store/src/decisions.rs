@@ -1,0 +1,359 @@
+//! Decisions the security team made and the finding texts they were made on, with embeddings,
+//! in institutional memory.
+//!
+//! Kinds: risk accepted (owner, approver, rationale, expiry), false positive (reason),
+//! mitigated (how, with a link to the ticket or pull request), approved pattern (a design the
+//! team approved, which counts as a stated control), policy. Scopes: one finding, a rule on a
+//! component, or a pattern across projects.
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use vigil_core::Finding;
+
+use crate::embed::TextEmbedder;
+use crate::memory::{from_blob, to_blob, Memory};
+use crate::{Error, Result};
+
+/// What was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// The risk is accepted until an expiry date.
+    RiskAccepted,
+    /// The finding is wrong.
+    FalsePositive,
+    /// The risk is mitigated; `link` points to the change.
+    Mitigated,
+    /// An approved design pattern: counts as a stated control where it applies.
+    ApprovedPattern,
+    /// An organisation policy.
+    Policy,
+}
+
+/// What a decision applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionScope {
+    /// One finding (and the same finding in reworded versions of the design).
+    Finding,
+    /// A rule on a named component, wherever it appears.
+    RuleOnComponent,
+    /// A pattern across projects.
+    Pattern,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident = $s:literal),* $(,)? }) => {
+        impl $t {
+            /// The stored name.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),* }
+            }
+
+            /// Parses a stored name.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some(Self::$v),)* _ => None }
+            }
+        }
+    };
+}
+
+names!(DecisionKind {
+    RiskAccepted = "risk_accepted",
+    FalsePositive = "false_positive",
+    Mitigated = "mitigated",
+    ApprovedPattern = "approved_pattern",
+    Policy = "policy",
+});
+
+names!(DecisionScope {
+    Finding = "finding",
+    RuleOnComponent = "rule_on_component",
+    Pattern = "pattern",
+});
+
+/// One decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Unique id.
+    pub id: String,
+    /// What was decided.
+    pub kind: DecisionKind,
+    /// What it applies to.
+    pub scope: DecisionScope,
+    /// The finding decided on (scope `finding`).
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    /// The rule (scopes `finding` and `rule_on_component`; optional for patterns).
+    #[serde(default)]
+    pub rule: Option<String>,
+    /// The component (scope `rule_on_component`).
+    #[serde(default)]
+    pub component: Option<String>,
+    /// The artifact it was made on.
+    #[serde(default)]
+    pub artifact_id: Option<String>,
+    /// The artifact's key in its tool, e.g. `PAY-412`.
+    #[serde(default)]
+    pub external_key: Option<String>,
+    /// Source tool.
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// Team.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// Project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Why: the reason, the mitigation, the pattern's statement.
+    pub rationale: String,
+    /// Who owns the risk.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Who approved it.
+    #[serde(default)]
+    pub approver: Option<String>,
+    /// Last day the decision holds, `YYYY-MM-DD` (risk acceptances).
+    #[serde(default)]
+    pub expires_on: Option<String>,
+    /// Ticket or pull request of a mitigation.
+    #[serde(default)]
+    pub link: Option<String>,
+    /// The text the decision is matched by meaning against: the finding and its evidence, or
+    /// the pattern; the rationale when empty.
+    #[serde(default)]
+    pub context: String,
+    /// When it was made, ms since the epoch.
+    #[serde(default)]
+    pub created_at_ms: i64,
+}
+
+impl Decision {
+    /// The text embedded for matching.
+    pub fn matching_text(&self) -> &str {
+        if self.context.trim().is_empty() {
+            &self.rationale
+        } else {
+            &self.context
+        }
+    }
+}
+
+/// A stored decision with its embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredDecision {
+    /// The decision.
+    pub decision: Decision,
+    /// Embedding of its matching text.
+    pub vector: Vec<f32>,
+}
+
+/// The text of a finding that is embedded and compared: what, where, and the quoted evidence.
+pub fn finding_text(f: &Finding) -> String {
+    let evidence: Vec<&str> = f.evidence.iter().map(|e| e.text.as_str()).collect();
+    format!("{} on {}. {}", f.title, f.element_name, evidence.join(" "))
+}
+
+impl Memory {
+    /// Stores decisions (replacing any with the same id), embedding their matching texts in one
+    /// batch, in one transaction.
+    pub async fn add_decisions(
+        &self,
+        decisions: &[Decision],
+        embedder: &dyn TextEmbedder,
+    ) -> Result<()> {
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<&str> = decisions.iter().map(Decision::matching_text).collect();
+        let vectors = embedder.embed(&texts)?;
+        let rows = decisions
+            .iter()
+            .zip(vectors)
+            .map(|(d, v)| {
+                let body = serde_json::to_string(d).map_err(|e| Error::Invalid {
+                    what: "decision",
+                    reason: e.to_string(),
+                })?;
+                Ok((
+                    d.id.clone(),
+                    body,
+                    d.matching_text().to_owned(),
+                    d.created_at_ms,
+                    to_blob(&v),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.ops()
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare(
+                    "INSERT OR REPLACE INTO mem_decisions (id, body, text, created_at, vector) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for (id, body, text, at, vector) in rows {
+                    stmt.execute(params![id, body, text, at, vector])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Every stored decision (a security team's decisions number in the thousands, so they are
+    /// compared in memory).
+    pub async fn decisions(&self) -> Result<Vec<StoredDecision>> {
+        self.ops()
+            .call(|c| {
+                let mut stmt = c.prepare("SELECT body, vector FROM mem_decisions ORDER BY id")?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter()
+                    .map(|(body, vector)| {
+                        let decision = serde_json::from_str(&body).map_err(|e| Error::Invalid {
+                            what: "stored decision",
+                            reason: e.to_string(),
+                        })?;
+                        Ok(StoredDecision {
+                            decision,
+                            vector: from_blob(&vector),
+                        })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    /// Decisions by hybrid search (shared words and meaning fused by reciprocal rank), best
+    /// first.
+    pub async fn search_decisions(
+        &self,
+        text: &str,
+        vector: &[f32],
+        kind: Option<DecisionKind>,
+        limit: usize,
+    ) -> Result<Vec<(StoredDecision, f32)>> {
+        let all = self.decisions().await?;
+        let candidates: Vec<&StoredDecision> = all
+            .iter()
+            .filter(|d| kind.is_none_or(|k| d.decision.kind == k))
+            .collect();
+        let mut by_vector: Vec<(&StoredDecision, f32)> = candidates
+            .iter()
+            .map(|d| (*d, crate::embed::cosine(&d.vector, vector)))
+            .collect();
+        by_vector.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let vector_ids: Vec<String> = by_vector
+            .iter()
+            .map(|(d, _)| d.decision.id.clone())
+            .collect();
+        let text_ids: Vec<String> = rank_by_terms(text, &candidates);
+
+        let fused = crate::memory::fuse(&[&vector_ids, &text_ids]);
+        Ok(fused
+            .into_iter()
+            .take(limit)
+            .filter_map(|(id, score)| {
+                let d = candidates.iter().find(|d| d.decision.id == id)?;
+                Some(((*d).clone(), score))
+            })
+            .collect())
+    }
+
+    /// Stores the finding texts of one artifact version with their embeddings, so later reviews
+    /// find similar past findings.
+    pub async fn add_findings(
+        &self,
+        artifact: &crate::memory::ArtifactRecord,
+        version: u32,
+        findings: &[Finding],
+        embedder: &dyn TextEmbedder,
+    ) -> Result<()> {
+        if findings.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<String> = findings.iter().map(finding_text).collect();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = embedder.embed(&refs)?;
+        let findings = findings.to_vec();
+        let a = artifact.clone();
+        self.ops()
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare(
+                    "INSERT INTO mem_findings (fingerprint, artifact_id, version, rule, element, \
+                     title, text, tool, team, project, created_at, vector) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )?;
+                for ((f, text), v) in findings.iter().zip(&texts).zip(&vectors) {
+                    stmt.execute(params![
+                        f.id,
+                        a.artifact_id,
+                        version,
+                        f.rule,
+                        f.element_name,
+                        f.title,
+                        text,
+                        a.tool,
+                        a.team,
+                        a.project,
+                        now_ms(),
+                        to_blob(v)
+                    ])?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    /// Number of stored finding texts for an artifact.
+    pub async fn finding_count(&self, artifact_id: &str) -> Result<usize> {
+        let id = artifact_id.to_owned();
+        self.ops()
+            .call(move |c| {
+                let n: i64 = c.query_row(
+                    "SELECT count(*) FROM mem_findings WHERE artifact_id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )?;
+                Ok(n as usize)
+            })
+            .await
+    }
+}
+
+/// Candidates ranked by how many of the query's words their texts share (a small in-memory
+/// full-text ranking for the decision set).
+fn rank_by_terms(query: &str, candidates: &[&StoredDecision]) -> Vec<String> {
+    let terms: Vec<String> = words(query);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .iter()
+        .map(|d| {
+            let hay = words(&format!(
+                "{} {}",
+                d.decision.matching_text(),
+                d.decision.rationale
+            ));
+            let hits = terms.iter().filter(|t| hay.contains(t)).count();
+            (hits, d.decision.id.as_str())
+        })
+        .filter(|(hits, _)| *hits > 0)
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+    scored.into_iter().map(|(_, id)| id.to_owned()).collect()
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.len() > 2)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,131 @@
+//! Snapshots of the data directory: taken while the service runs, restored with it stopped.
+//!
+//! The operational store and memory are one SQLite file in WAL mode. `VACUUM INTO` copies it
+//! inside one read transaction, so a snapshot is exactly the database as of one commit: writers
+//! go on meanwhile, and nothing half-written is included. The copy is compacted and has no WAL.
+
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+
+use crate::layout::DataDir;
+use crate::ops::OpsStore;
+use crate::{Error, Result};
+
+/// Writes a snapshot of `ops` to `dest`, which must not exist.
+pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        return Err(Error::Invalid {
+            what: "snapshot path",
+            reason: format!("{} exists", dest.display()),
+        });
+    }
+    let target = dest
+        .to_str()
+        .ok_or_else(|| Error::Invalid {
+            what: "snapshot path",
+            reason: format!("{} is not UTF-8", dest.display()),
+        })?
+        .to_owned();
+    ops.call(move |c| {
+        c.execute("VACUUM INTO ?1", [&target])?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(dest = %dest.display(), "snapshot written");
+    Ok(())
+}
+
+/// Checks `src` and replaces the data directory's database with it: copied beside the database,
+/// synced, then renamed over it, so a crash leaves the old or the new database, never a mix.
+/// The service must be stopped.
+// TODO(restore-lock): refuse to restore while another process has the database open, instead
+// of relying on the operator to stop the service.
+pub fn restore(data_dir: &DataDir, src: &Path) -> Result<()> {
+    check(src)?;
+    data_dir.create()?;
+    let target = data_dir.ops_db();
+    let staged = sibling(&target, "restoring");
+    std::fs::copy(src, &staged).map_err(|e| Error::io("cannot copy snapshot to", &staged, e))?;
+    std::fs::File::open(&staged)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("cannot sync", &staged, e))?;
+    for suffix in ["wal", "shm"] {
+        let side = sibling(&target, suffix);
+        if side.exists() {
+            std::fs::remove_file(&side).map_err(|e| Error::io("cannot remove", &side, e))?;
+        }
+    }
+    std::fs::rename(&staged, &target).map_err(|e| Error::io("cannot replace", &target, e))?;
+    tracing::info!(src = %src.display(), "snapshot restored");
+    Ok(())
+}
+
+/// A snapshot is restorable when SQLite finds it intact and it holds Vigil's schema.
+pub fn check(path: &Path) -> Result<()> {
+    let invalid = |reason: String| Error::Invalid {
+        what: "snapshot",
+        reason,
+    };
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(|e| invalid(format!("{} is not a SQLite database: {e}", path.display())))?;
+    if verdict != "ok" {
+        return Err(invalid(format!("{} is damaged: {verdict}", path.display())));
+    }
+    let migrations: i64 = conn
+        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(|_| invalid(format!("{} is not a Vigil snapshot", path.display())))?;
+    if migrations == 0 {
+        return Err(invalid(format!(
+            "{} is not a Vigil snapshot",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `vigil.db` -> `vigil.db-<suffix>`.
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(format!("-{suffix}"));
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OpsOptions;
+
+    #[tokio::test]
+    async fn a_snapshot_restores_what_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::new(dir.path().join("data"));
+        let ops = OpsStore::open(&data, &OpsOptions::default(), &[])
+            .await
+            .unwrap();
+        ops.set_cursor("jira", "one").await.unwrap();
+        let snap = dir.path().join("snap.db");
+        backup(&ops, &snap).await.unwrap();
+        assert!(
+            backup(&ops, &snap).await.is_err(),
+            "an existing file is kept"
+        );
+        ops.set_cursor("jira", "two").await.unwrap();
+        drop(ops);
+
+        restore(&data, &snap).unwrap();
+        let ops = OpsStore::open(&data, &OpsOptions::default(), &[])
+            .await
+            .unwrap();
+        assert_eq!(ops.cursor("jira").await.unwrap().as_deref(), Some("one"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_snapshot_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("x.db");
+        std::fs::write(&bad, b"not a database at all, just text").unwrap();
+        assert!(check(&bad).is_err());
+    }
+}

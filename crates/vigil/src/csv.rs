@@ -1,0 +1,127 @@
+//! Decision exports in CSV (RFC 4180: commas, double-quoted fields with `""` escapes, a header
+//! row naming the columns).
+//!
+//! Columns, by header name: `id`, `kind` (risk_accepted, false_positive, mitigated,
+//! approved_pattern, policy), `rationale` are required; `scope` (finding, rule_on_component,
+//! pattern; default finding), `fingerprint`, `rule`, `component`, `artifact_id`,
+//! `external_key`, `tool`, `team`, `project`, `owner`, `approver`, `expires_on`, `link` and
+//! `context` are optional. Other columns are ignored.
+
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+
+use vigil_store::{Decision, DecisionKind, DecisionScope};
+
+/// The decisions of a CSV export.
+pub fn decisions(text: &str) -> Result<Vec<Decision>> {
+    let mut rows = records(text)?.into_iter();
+    let header = rows.next().context("the CSV export is empty")?;
+    let index: HashMap<String, usize> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.trim().to_lowercase(), i))
+        .collect();
+    for required in ["id", "kind", "rationale"] {
+        if !index.contains_key(required) {
+            bail!("the CSV export has no `{required}` column");
+        }
+    }
+    rows.enumerate()
+        .filter(|(_, row)| row.iter().any(|f| !f.trim().is_empty()))
+        .map(|(n, row)| decision(&index, &row).with_context(|| format!("CSV row {}", n + 2)))
+        .collect()
+}
+
+fn decision(index: &HashMap<String, usize>, row: &[String]) -> Result<Decision> {
+    let get = |name: &str| -> Option<String> {
+        index
+            .get(name)
+            .and_then(|i| row.get(*i))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let kind = get("kind").unwrap_or_default();
+    let scope = get("scope").unwrap_or_else(|| "finding".to_owned());
+    Ok(Decision {
+        id: get("id").context("empty id")?,
+        kind: DecisionKind::parse(&kind).with_context(|| format!("unknown kind `{kind}`"))?,
+        scope: DecisionScope::parse(&scope).with_context(|| format!("unknown scope `{scope}`"))?,
+        fingerprint: get("fingerprint"),
+        rule: get("rule"),
+        component: get("component"),
+        artifact_id: get("artifact_id"),
+        external_key: get("external_key"),
+        tool: get("tool"),
+        team: get("team"),
+        project: get("project"),
+        rationale: get("rationale").context("empty rationale")?,
+        owner: get("owner"),
+        approver: get("approver"),
+        expires_on: get("expires_on"),
+        link: get("link"),
+        context: get("context").unwrap_or_default(),
+        created_at_ms: vigil_store::decisions::now_ms(),
+    })
+}
+
+/// The records of a CSV text.
+fn records(text: &str) -> Result<Vec<Vec<String>>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut field)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, '\r') => {}
+            (false, c) => field.push(c),
+        }
+    }
+    if quoted {
+        bail!("the CSV export ends inside a quoted field");
+    }
+    if !field.is_empty() || !row.is_empty() {
+        row.push(field);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_fields_and_escapes() {
+        let text = "id,kind,rationale,external_key\n\
+                    d1,mitigated,\"tokenized, before the \"\"ledger\"\"\",PAY-412\n\
+                    \n\
+                    d2,false_positive,not reachable,\n";
+        let d = decisions(text).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].rationale, "tokenized, before the \"ledger\"");
+        assert_eq!(d[0].external_key.as_deref(), Some("PAY-412"));
+        assert_eq!(d[1].kind, DecisionKind::FalsePositive);
+        assert_eq!(d[1].external_key, None);
+    }
+
+    #[test]
+    fn missing_columns_and_bad_kinds_are_named() {
+        let err = decisions("id,kind\nd1,mitigated\n").unwrap_err();
+        assert!(err.to_string().contains("rationale"));
+        let err = decisions("id,kind,rationale\nd1,maybe,x\n").unwrap_err();
+        assert!(format!("{err:#}").contains("row 2"), "{err:#}");
+    }
+}
