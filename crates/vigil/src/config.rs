@@ -107,6 +107,28 @@ pub struct ModelsConfig {
     pub manifest: Option<PathBuf>,
 }
 
+/// `[store]`: where Vigil keeps its data (see `vigil_store::layout` for the folder's layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// The data directory: `vigil.db` (operational store) and `lance/` (memory) inside it.
+    pub data_dir: PathBuf,
+    /// How long an operational-store statement waits for a lock held elsewhere, in milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+/// The data directory when none is configured.
+pub const DEFAULT_DATA_DIR: &str = ".vigil";
+
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +141,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Model files.
     pub models: ModelsConfig,
+    /// Where data is kept.
+    pub store: StoreConfig,
 }
 
 impl Config {
@@ -179,6 +203,9 @@ impl Config {
         }
         if self.analysis.max_depth > MAX_DEPTH_LIMIT {
             bail!("analysis.max_depth must be at most {MAX_DEPTH_LIMIT}");
+        }
+        if self.store.data_dir.as_os_str().is_empty() {
+            bail!("store.data_dir must not be empty");
         }
         if let Some(date) = &s.as_of {
             if date.len() != 10 || vigil_analysis::score::days_from_date(date).is_none() {

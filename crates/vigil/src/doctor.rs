@@ -10,10 +10,6 @@ use vigil_infer::{ModelSearch, Verification};
 use crate::config::Config;
 use crate::models::{describe, manifest, Status};
 
-/// The environment variable naming the data directory.
-const DATA_DIR_VAR: &str = "VIGIL_DATA_DIR";
-/// The data directory when none is set.
-const DEFAULT_DATA_DIR: &str = ".vigil";
 /// The address `vigil serve` listens on by default.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Below this much free space on the data directory's disk: a warning.
@@ -69,9 +65,7 @@ pub fn run(config_path: Option<&Path>, config: Result<Config>) -> ExitCode {
     };
     checks.push(catalogue(&config));
     checks.extend(models(&config));
-    let data_dir = std::env::var_os(DATA_DIR_VAR)
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+    let data_dir = config.store.data_dir.clone();
     checks.push(data_dir_writable(&data_dir));
     checks.push(free_space(&data_dir));
     checks.push(listen_address(DEFAULT_LISTEN));

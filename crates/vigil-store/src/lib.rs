@@ -1,0 +1,43 @@
+//! Vigil's storage.
+//!
+//! - [`OpsStore`]: the operational store, one SQLite file in WAL mode (`<data_dir>/vigil.db`)
+//!   for what changes often and must be transactional, used through an async API.
+//! - The data directory layout is [`DataDir`] (see [`layout`]).
+//!
+//! # Adding tables to the operational store
+//!
+//! A module that keeps tables in the operational store declares its schema as named
+//! migrations and registers them in [`migrations`]:
+//!
+//! ```
+//! use vigil_store::Migration;
+//!
+//! /// The inbox's schema, oldest first; released entries are never edited.
+//! pub const MIGRATIONS: &[Migration] = &[Migration {
+//!     id: "inbox/0001_events",
+//!     sql: "CREATE TABLE inbox_events (id TEXT PRIMARY KEY, body BLOB NOT NULL);",
+//! }];
+//! ```
+//!
+//! then adds `inbox::MIGRATIONS` to the list in [`migrations`]. Names are
+//! `<module>/<nnnn>_<what>`, so modules developed apart never collide; each migration runs once,
+//! in registration order, in its own transaction, and is recorded in `schema_migrations`. A
+//! caller outside this crate (a test, a plug-in) can pass further migrations to
+//! [`OpsStore::open`].
+
+pub mod error;
+pub mod layout;
+pub mod migrate;
+pub mod ops;
+
+pub use error::{Error, Result};
+pub use layout::DataDir;
+pub use migrate::Migration;
+pub use ops::{OpsOptions, OpsStore};
+
+/// Every migration of the operational store, in the order they are applied: each module's list
+/// in turn.
+pub fn migrations() -> Vec<Migration> {
+    let modules: &[&[Migration]] = &[];
+    modules.iter().flat_map(|m| m.iter().copied()).collect()
+}
