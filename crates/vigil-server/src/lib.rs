@@ -14,6 +14,7 @@ pub mod intake;
 pub mod loadgen;
 pub mod metrics;
 pub mod openapi;
+pub mod sqlite;
 pub mod store;
 pub mod tls;
 pub mod worker;

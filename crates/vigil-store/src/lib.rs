@@ -26,9 +26,11 @@
 //! [`OpsStore::open`].
 
 pub mod error;
+pub mod inbox;
 pub mod layout;
 pub mod migrate;
 pub mod ops;
+pub mod tokens;
 
 pub use error::{Error, Result};
 pub use layout::DataDir;
@@ -38,6 +40,6 @@ pub use ops::{OpsOptions, OpsStore};
 /// Every migration of the operational store, in the order they are applied: each module's list
 /// in turn.
 pub fn migrations() -> Vec<Migration> {
-    let modules: &[&[Migration]] = &[];
+    let modules: &[&[Migration]] = &[inbox::MIGRATIONS, tokens::MIGRATIONS];
     modules.iter().flat_map(|m| m.iter().copied()).collect()
 }
