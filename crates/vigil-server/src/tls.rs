@@ -108,3 +108,20 @@ impl axum::serve::Listener for TlsListener {
         Ok(self.local)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_or_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("cert.pem");
+        let key = dir.path().join("key.pem");
+        let err = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(err.contains("cert.pem"), "{err}");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let err = server_config(&cert, &key).unwrap_err().to_string();
+        assert!(err.contains("cert.pem"), "{err}");
+    }
+}

@@ -5,6 +5,7 @@ mod config;
 mod doctor;
 mod inputs;
 mod models;
+mod serve;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -52,6 +53,11 @@ enum Command {
     Models(models::ModelsArgs),
     /// Check the installation: configuration, catalogue, models, data directory, disk, port.
     Doctor,
+    /// Run the service: API, webhook inbox and its workers ([server] and [connectors]).
+    Serve,
+    /// Manage API tokens: create (secret shown once), list, revoke.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,6 +146,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rules(args) => rules(&config, args),
         Command::Models(args) => models::run(&config, args),
+        Command::Serve => serve::serve(&config, engine(&config, None)?),
+        Command::Token(command) => serve::token(&config, command),
         Command::Doctor => Ok(doctor::run(cli.config.as_deref(), Ok(config))),
     }
 }
