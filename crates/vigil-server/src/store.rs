@@ -613,15 +613,24 @@ impl MemoryReviews {
             .flat_map(|r| r.review.findings.iter().map(move |f| (r, f)))
             .filter(|(_, f)| matcher.finding_matches(f, s.states.get(&f.id)))
             .collect();
-        hits.sort_by(|a, b| {
+        let by_score = |a: &(&StoredReview, &vigil_core::Finding),
+                        b: &(&StoredReview, &vigil_core::Finding)| {
             b.1.score
                 .value
                 .total_cmp(&a.1.score.value)
                 .then_with(|| a.1.id.cmp(&b.1.id))
-        });
+        };
         let (offset, limit) = page_bounds(filter.offset, filter.limit);
+        let total = hits.len();
+        // Only the findings up to the end of the page need ordering.
+        let keep = offset.saturating_add(limit).min(total);
+        if keep < total {
+            hits.select_nth_unstable_by(keep, by_score);
+            hits.truncate(keep);
+        }
+        hits.sort_by(by_score);
         Ok(Page {
-            total: hits.len(),
+            total,
             items: hits
                 .into_iter()
                 .skip(offset)
