@@ -34,6 +34,7 @@
 pub mod decisions;
 pub mod embed;
 pub mod error;
+pub mod inbox;
 pub mod layout;
 pub mod lineage;
 pub mod memory;
@@ -41,6 +42,7 @@ pub mod migrate;
 pub mod ops;
 pub mod recall;
 pub mod snapshot;
+pub mod tokens;
 pub mod workflow;
 
 pub use decisions::{Decision, DecisionKind, DecisionScope};
@@ -55,6 +57,11 @@ pub use recall::{recall, RecallConfig, RecallContext};
 /// Every migration of the operational store, in the order they are applied: each module's list
 /// in turn.
 pub fn migrations() -> Vec<Migration> {
-    let modules: &[&[Migration]] = &[workflow::MIGRATIONS, memory::MIGRATIONS];
+    let modules: &[&[Migration]] = &[
+        workflow::MIGRATIONS,
+        memory::MIGRATIONS,
+        inbox::MIGRATIONS,
+        tokens::MIGRATIONS,
+    ];
     modules.iter().flat_map(|m| m.iter().copied()).collect()
 }

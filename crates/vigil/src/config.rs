@@ -4,12 +4,15 @@
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use vigil_analysis::assist::ReviewerConfig;
 use vigil_analysis::normalize::Limits;
 use vigil_analysis::score::ScoringConfig;
 use vigil_analysis::threats::FindingLimits;
+use vigil_connectors::ConnectorConfig;
+use vigil_server::ServerConfig;
 
 /// Where the configuration file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "config/vigil.toml";
@@ -189,6 +192,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// How memory is consulted before a review is final.
     pub memory: vigil_store::RecallConfig,
+    /// The HTTP service (`vigil serve`).
+    pub server: ServerConfig,
+    /// Webhook senders by name: `[connectors.NAME]`, received at `/hooks/TOOL/NAME`.
+    pub connectors: BTreeMap<String, ConnectorConfig>,
 }
 
 impl Config {
@@ -268,6 +275,7 @@ impl Config {
         if self.store.data_dir.as_os_str().is_empty() {
             bail!("store.data_dir must not be empty");
         }
+        self.server.check()?;
         if let Some(date) = &s.as_of {
             if date.len() != 10 || vigil_analysis::score::days_from_date(date).is_none() {
                 bail!("scoring.as_of must be a date written YYYY-MM-DD, not `{date}`");
@@ -375,6 +383,28 @@ mod tests {
         assert!(err.to_string().contains("as_of"));
         let ok = Config::load_from(None, &env(&[("VIGIL__SCORING__AS_OF", "2026-12-04")])).unwrap();
         assert_eq!(ok.scoring.as_of.as_deref(), Some("2026-12-04"));
+    }
+
+    #[test]
+    fn server_and_connectors_are_configured_by_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigil.toml");
+        std::fs::write(
+            &path,
+            "[server]\nworkers = 4\n[connectors.gh]\ntool = \"github\"\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        let c = Config::load_from(
+            Some(&path),
+            &env(&[("VIGIL__SERVER__LISTEN", "127.0.0.1:9090")]),
+        )
+        .unwrap();
+        assert_eq!(c.server.workers, 4);
+        assert_eq!(c.server.listen.port(), 9090);
+        assert_eq!(c.connectors["gh"].secret.as_deref(), Some("s"));
+        let err =
+            Config::load_from(None, &env(&[("VIGIL__SERVER__TLS_CERT", "c.pem")])).unwrap_err();
+        assert!(err.to_string().contains("tls_key"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod doctor;
 mod inputs;
 mod models;
 mod store;
+mod serve;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -61,6 +62,11 @@ enum Command {
     Backup(store::BackupArgs),
     /// Replace the data directory's stores with a snapshot (with the service stopped).
     Restore(store::RestoreArgs),
+    /// Run the service: API, webhook inbox and its workers ([server] and [connectors]).
+    Serve,
+    /// Manage API tokens: create (secret shown once), list, revoke.
+    #[command(subcommand)]
+    Token(serve::TokenCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -155,6 +161,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Rules(args) => rules(&config, args),
         Command::Models(args) => models::run(&config, args),
+        Command::Serve => serve::serve(&config, engine(&config, None)?),
+        Command::Token(command) => serve::token(&config, command),
         Command::Doctor => Ok(doctor::run(cli.config.as_deref(), Ok(config))),
         Command::Ingest(args) => {
             let engine = engine(&config, None)?;

@@ -1,5 +1,9 @@
 //! End-to-end tests of the `vigil` binary: inputs, output formats, exit codes, configuration
-//! errors and the other commands, run as a user runs them.
+//! errors and the other commands, run as a user runs them; `serve` runs the service as a process
+//! on loopback.
+
+#[path = "cli/serve.rs"]
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

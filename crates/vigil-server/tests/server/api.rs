@@ -1,0 +1,254 @@
+//! API v1: submit an artifact, read its review and findings with filters, triage, diagrams,
+//! exports, the OpenAPI document, its reference page, and metrics.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+
+use crate::support::{fixture, request, send, service};
+
+async fn submit(s: &crate::support::Service, token: &str) -> serde_json::Value {
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/artifacts")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "text/markdown")
+        .body(Body::from(fixture("partner-webhooks.md")))
+        .unwrap();
+    let answer = send(&s.app, req).await;
+    assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text());
+    answer.json()
+}
+
+#[tokio::test]
+async fn submit_read_filter_triage_and_export() {
+    let s = service().await;
+    let dev = s.tokens["developer"].clone();
+    let sec = s.tokens["security"].clone();
+
+    let submitted = submit(&s, &s.tokens["connector"]).await;
+    let review = &submitted["reviews"][0];
+    let id = review["id"].as_str().unwrap().to_owned();
+    assert!(review["findings"].as_u64().unwrap() > 0);
+    let again = submit(&s, &dev).await;
+    assert_eq!(
+        again["reviews"][0]["id"], review["id"],
+        "same content, same review"
+    );
+
+    let detail = send(
+        &s.app,
+        request("GET", &format!("/api/v1/reviews/{id}"), Some(&dev), vec![]),
+    )
+    .await
+    .json();
+    assert_eq!(detail["id"], id);
+    assert!(detail["review"]["dfd"]["nodes"].as_array().unwrap().len() > 1);
+    let list = send(
+        &s.app,
+        request("GET", "/api/v1/reviews?limit=5", Some(&dev), vec![]),
+    )
+    .await
+    .json();
+    assert_eq!(list["total"], 1);
+
+    let all = send(
+        &s.app,
+        request("GET", "/api/v1/findings", Some(&dev), vec![]),
+    )
+    .await
+    .json();
+    let total = all["total"].as_u64().unwrap();
+    let scores: Vec<f64> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "sorted by score");
+    let first = all["items"][0].clone();
+    let severity = first["severity"].as_str().unwrap();
+    let by_severity = send(
+        &s.app,
+        request(
+            "GET",
+            &format!("/api/v1/findings?severity={severity}&limit=1"),
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(by_severity["items"].as_array().unwrap().len(), 1);
+    assert!(by_severity["total"].as_u64().unwrap() <= total);
+    let by_cwe = send(
+        &s.app,
+        request("GET", "/api/v1/findings?framework=cwe", Some(&dev), vec![]),
+    )
+    .await
+    .json();
+    assert!(by_cwe["total"].as_u64().unwrap() > 0);
+    let bad = send(
+        &s.app,
+        request("GET", "/api/v1/findings?severity=dire", Some(&dev), vec![]),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let unknown = send(
+        &s.app,
+        request("GET", "/api/v1/findings?colour=red", Some(&dev), vec![]),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+
+    let fid = first["id"].as_str().unwrap();
+    let change = br#"{"status":"risk_accepted","assignee":"ana","comment":"compensating control"}"#;
+    let uri = format!("/api/v1/findings/{fid}/triage");
+    let denied = send(&s.app, request("POST", &uri, Some(&dev), change.to_vec())).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let triaged = send(&s.app, request("POST", &uri, Some(&sec), change.to_vec())).await;
+    assert_eq!(triaged.status, StatusCode::OK, "{}", triaged.text());
+    assert_eq!(triaged.json()["comments"][0]["author"], "security");
+    let malformed = send(
+        &s.app,
+        request("POST", &uri, Some(&sec), b"{\"status\":".to_vec()),
+    )
+    .await;
+    assert_eq!(malformed.json()["error"]["code"], "invalid_json");
+    let accepted = send(
+        &s.app,
+        request(
+            "GET",
+            "/api/v1/findings?status=risk_accepted",
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(accepted["total"], 1);
+    assert_eq!(accepted["items"][0]["state"]["assignee"], "ana");
+
+    let svg = send(
+        &s.app,
+        request(
+            "GET",
+            &format!("/api/v1/reviews/{id}/dfd"),
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(svg.content_type, "image/svg+xml");
+    assert!(svg.text().starts_with("<svg") || svg.text().contains("<svg"));
+    let mermaid = send(
+        &s.app,
+        request(
+            "GET",
+            &format!("/api/v1/reviews/{id}/dfd?format=mermaid"),
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await;
+    assert!(mermaid.text().contains("flowchart"));
+
+    let csv = send(
+        &s.app,
+        request(
+            "GET",
+            "/api/v1/findings/export?format=csv",
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await;
+    assert!(csv.content_type.starts_with("text/csv"));
+    assert_eq!(csv.text().lines().count() as u64, total + 1);
+    assert!(csv.text().contains("\"risk_accepted\""));
+    let sarif = send(
+        &s.app,
+        request(
+            "GET",
+            &format!("/api/v1/reviews/{id}/export?format=sarif"),
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await;
+    let sarif: serde_json::Value = serde_json::from_slice(&sarif.body).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    let json = send(
+        &s.app,
+        request(
+            "GET",
+            "/api/v1/findings/export?severity=critical",
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await
+    .json();
+    assert!(json.is_array());
+}
+
+#[tokio::test]
+async fn unreadable_artifacts_and_missing_objects() {
+    let s = service().await;
+    let dev = s.tokens["developer"].clone();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/artifacts")
+        .header("authorization", format!("Bearer {dev}"))
+        .body(Body::from(vec![0u8, 159, 146, 150]))
+        .unwrap();
+    let answer = send(&s.app, req).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.json()["error"]["code"], "artifact_unprocessable");
+    let missing = send(
+        &s.app,
+        request("GET", "/api/v1/reviews/nope", Some(&dev), vec![]),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn openapi_reference_health_and_metrics() {
+    let s = service().await;
+    let auditor = s.tokens["auditor"].clone();
+    let doc = send(
+        &s.app,
+        request("GET", "/api/openapi.json", Some(&auditor), vec![]),
+    )
+    .await
+    .json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let page = send(&s.app, request("GET", "/api/docs", Some(&auditor), vec![])).await;
+    assert!(page.content_type.starts_with("text/html"));
+    let html = page.text();
+    assert!(html.contains("/api/v1/findings/{id}/triage"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
+
+    assert_eq!(
+        send(&s.app, request("GET", "/healthz", None, vec![]))
+            .await
+            .text(),
+        "ok"
+    );
+    s.state
+        .ready
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let not_ready = send(&s.app, request("GET", "/readyz", None, vec![])).await;
+    assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    let metrics = send(&s.app, request("GET", "/metrics", Some(&auditor), vec![])).await;
+    let text = metrics.text();
+    assert!(text.contains(
+        "vigil_http_requests_total{method=\"GET\",route=\"/api/docs\",status=\"200\"} 1"
+    ));
+    assert!(text.contains("vigil_inbox_events{status=\"pending\"} 0"));
+}

@@ -1,0 +1,150 @@
+//! Every route of the router, walked: only health answers without credentials, a token of a
+//! role the route does not admit gets 403, and the route table matches the OpenAPI document.
+
+use std::collections::BTreeSet;
+
+use axum::http::StatusCode;
+
+use vigil_server::auth::{Access, ROUTES};
+use vigil_server::Role;
+
+use crate::support::{request, send, service};
+
+fn concrete(path: &str) -> String {
+    path.replace("{tool}", "github")
+        .replace("{connector}", "gh")
+        .replace("{id}", "1")
+}
+
+#[tokio::test]
+async fn only_health_answers_without_credentials() {
+    let s = service().await;
+    for route in ROUTES {
+        let uri = concrete(route.path);
+        let method = route.method.as_str();
+        let body = if method == "POST" {
+            b"{}".to_vec()
+        } else {
+            Vec::new()
+        };
+
+        let anonymous = send(&s.app, request(method, &uri, None, body.clone())).await;
+        let forged = send(&s.app, request(method, &uri, Some("vgl_00"), body.clone())).await;
+        match route.access {
+            Access::Public => {
+                assert_eq!(anonymous.status, StatusCode::OK, "{method} {uri}");
+            }
+            Access::Signed => {
+                assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+                assert_eq!(anonymous.json()["error"]["code"], "webhook_unverified");
+            }
+            Access::Roles(_) => {
+                for answer in [&anonymous, &forged] {
+                    assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+                    assert_eq!(answer.json()["error"]["code"], "unauthorized");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn each_role_reaches_only_its_routes() {
+    let s = service().await;
+    for route in ROUTES {
+        let Access::Roles(allowed) = route.access else {
+            continue;
+        };
+        let uri = concrete(route.path);
+        let method = route.method.as_str();
+        for role in Role::ALL {
+            let token = &s.tokens[role.as_str()];
+            let body = if method == "POST" {
+                b"{}".to_vec()
+            } else {
+                Vec::new()
+            };
+            let answer = send(&s.app, request(method, &uri, Some(token), body)).await;
+            if allowed.contains(&role) {
+                assert!(
+                    answer.status != StatusCode::FORBIDDEN
+                        && answer.status != StatusCode::UNAUTHORIZED,
+                    "{} should reach {method} {uri}, got {}",
+                    role.as_str(),
+                    answer.status
+                );
+            } else {
+                assert_eq!(
+                    answer.status,
+                    StatusCode::FORBIDDEN,
+                    "{} must not reach {method} {uri}",
+                    role.as_str()
+                );
+                assert_eq!(answer.json()["error"]["code"], "forbidden");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn route_table_and_openapi_document_agree() {
+    let s = service().await;
+    let admin = &s.tokens["admin"];
+    let doc = send(
+        &s.app,
+        request("GET", "/api/openapi.json", Some(admin), Vec::new()),
+    )
+    .await
+    .json();
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    let table: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(documented, table);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_revoked_tokens() {
+    let s = service().await;
+    let admin = s.tokens["admin"].clone();
+    let missing = send(
+        &s.app,
+        request("GET", "/api/v1/nothing", Some(&admin), Vec::new()),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.json()["error"]["code"], "not_found");
+
+    let listed = send(
+        &s.app,
+        request("GET", "/api/v1/tokens", Some(&admin), Vec::new()),
+    )
+    .await
+    .json();
+    let auditor_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "auditor")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!listed.to_string().contains(&s.tokens["auditor"][4..]));
+    let uri = format!("/api/v1/tokens/{auditor_id}");
+    let revoked = send(&s.app, request("DELETE", &uri, Some(&admin), Vec::new())).await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT);
+    let auditor = &s.tokens["auditor"];
+    let denied = send(
+        &s.app,
+        request("GET", "/api/v1/reviews", Some(auditor), Vec::new()),
+    )
+    .await;
+    assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
+}

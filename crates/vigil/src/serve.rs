@@ -1,0 +1,140 @@
+//! `vigil serve` and `vigil token`: open the operational store, make sure an admin can get in,
+//! and run the service until SIGINT or SIGTERM.
+
+use anyhow::{bail, Context, Result};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use vigil_analysis::Engine;
+use vigil_server::{issue_token, AppState, Role, Stores};
+
+use crate::config::Config;
+
+/// `vigil token` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; its secret is printed once and never stored.
+    Create {
+        /// What the token is for.
+        #[arg(long)]
+        name: String,
+        /// admin, security, developer, connector or auditor.
+        #[arg(long)]
+        role: String,
+    },
+    /// List tokens (ids, names, roles; never secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id, as `vigil token list` shows it.
+        id: String,
+    },
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn open_stores(config: &Config) -> Result<Stores> {
+    let busy_timeout = std::time::Duration::from_millis(config.store.busy_timeout_ms);
+    vigil_server::sqlite::open_stores(&config.store.data_dir, busy_timeout)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the operational store in {}",
+                config.store.data_dir.display()
+            )
+        })
+}
+
+/// Runs the service.
+pub fn serve(config: &Config, engine: Engine) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let stores = open_stores(config).await?;
+        first_admin_token(&stores).await?;
+        let state = AppState::new(
+            config.server.clone(),
+            config.connectors.clone(),
+            Arc::new(engine),
+            stores,
+        )?;
+        let listener = tokio::net::TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+        let scheme = if config.server.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        eprintln!("vigil: serving on {scheme}://{}", listener.local_addr()?);
+        vigil_server::serve(state, listener, vigil_server::shutdown_signal()).await?;
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}
+
+/// On first start (no token at all), creates an admin token and prints it once.
+async fn first_admin_token(stores: &Stores) -> Result<()> {
+    if !stores.tokens.list().await?.is_empty() {
+        return Ok(());
+    }
+    let issued = issue_token("initial admin", Role::Admin, vigil_server::app::now_ms())?;
+    stores.tokens.insert(&issued.record).await?;
+    println!(
+        "vigil: first start: created an admin token (shown once, store it now):\n{}",
+        issued.secret
+    );
+    Ok(())
+}
+
+/// Runs a `vigil token` subcommand.
+pub fn token(config: &Config, command: TokenCommand) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let stores = open_stores(config).await?;
+        match command {
+            TokenCommand::Create { name, role } => {
+                let role: Role = role.parse()?;
+                if name.trim().is_empty() {
+                    bail!("a token needs a name");
+                }
+                let issued = issue_token(name.trim(), role, vigil_server::app::now_ms())?;
+                stores.tokens.insert(&issued.record).await?;
+                eprintln!(
+                    "created token {} ({}); the secret below is shown once:",
+                    issued.record.id,
+                    role.as_str()
+                );
+                println!("{}", issued.secret);
+            }
+            TokenCommand::List => {
+                for t in stores.tokens.list().await? {
+                    let state = if t.revoked_ms.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<14} {:<10} {:<8} {}",
+                        t.id,
+                        t.role.as_str(),
+                        state,
+                        t.name
+                    );
+                }
+            }
+            TokenCommand::Revoke { id } => {
+                if !stores
+                    .tokens
+                    .revoke(&id, vigil_server::app::now_ms())
+                    .await?
+                {
+                    bail!("no active token `{id}`");
+                }
+                eprintln!("revoked token {id}");
+            }
+        }
+        Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,221 @@
+//! `vigil serve` as a process on loopback: the first start prints an admin token once, the token
+//! commands manage tokens in the same store, and the crash test: the server is killed with
+//! SIGKILL while a bounded load generator posts signed webhooks; after a restart every event
+//! that was acknowledged is stored (a redelivery is recognised as a duplicate) and processed,
+//! none twice in the inbox and none lost.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use vigil_server::loadgen::{self, LoadPlan};
+
+const SECRET: &str = "crash-test-secret";
+
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free loopback port");
+    listener.local_addr().expect("bound address")
+}
+
+fn write_config(dir: &Path, addr: SocketAddr) -> std::path::PathBuf {
+    let config = format!(
+        "[server]\nlisten = \"{addr}\"\nworkers = 2\nretry_base_ms = 100\n\
+         [store]\ndata_dir = \"{}\"\n\
+         [connectors.gh]\ntool = \"github\"\nsecret = \"{SECRET}\"\n",
+        dir.join("data").display()
+    );
+    let path = dir.join("vigil.toml");
+    std::fs::write(&path, config).expect("config written");
+    path
+}
+
+/// Starts `vigil serve`; returns the process and the admin token it printed, if any.
+fn start(dir: &Path, config: &Path, addr: SocketAddr) -> (Child, Option<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vigil serve starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let token = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("vgl_"));
+        let _ = tx.send(token);
+    });
+    wait_healthy(addr);
+    // The token is printed before the service listens; a restart prints none.
+    let token = rx.recv_timeout(Duration::from_millis(500)).ok().flatten();
+    (child, token)
+}
+
+fn wait_healthy(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok((200, _)) = loadgen::request(addr, "GET", "/readyz", &[], b"") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("vigil serve did not become ready on {addr}");
+}
+
+fn get_json(addr: SocketAddr, token: &str, path: &str) -> serde_json::Value {
+    let auth = format!("Bearer {token}");
+    let (status, body) =
+        loadgen::request(addr, "GET", path, &[("authorization", &auth)], b"").expect("answer");
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+#[test]
+fn first_start_prints_an_admin_token_and_tokens_are_managed_by_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr);
+    let (mut server, token) = start(dir.path(), &config, addr);
+    let admin = token.expect("first start prints an admin token");
+    let tokens = get_json(addr, &admin, "/api/v1/tokens");
+    assert_eq!(tokens[0]["role"], "admin");
+    let (status, _) = loadgen::request(addr, "GET", "/api/v1/tokens", &[], b"").unwrap();
+    assert_eq!(status, 401);
+
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let created = cli(&["token", "create", "--name", "ci", "--role", "auditor"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let secret = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert!(secret.starts_with("vgl_"));
+    let reviews = get_json(addr, &secret, "/api/v1/reviews");
+    assert_eq!(reviews["total"], 0);
+    let listed = String::from_utf8_lossy(&cli(&["token", "list"]).stdout).into_owned();
+    assert!(
+        listed.contains("auditor") && !listed.contains(&secret[4..]),
+        "{listed}"
+    );
+    let id = listed
+        .lines()
+        .find(|l| l.contains("auditor"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    assert!(cli(&["token", "revoke", &id]).status.success());
+    let auth = format!("Bearer {secret}");
+    let (status, _) = loadgen::request(
+        addr,
+        "GET",
+        "/api/v1/reviews",
+        &[("authorization", &auth)],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 401);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn acknowledged_webhooks_survive_sigkill_and_are_processed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr);
+    let (mut server, token) = start(dir.path(), &config, addr);
+    let admin = token.expect("first start prints an admin token");
+
+    let plan = LoadPlan {
+        addr,
+        connector: "gh".to_owned(),
+        secret: SECRET.to_owned(),
+        clients: 8,
+        events: 600,
+        max_duration: Duration::from_secs(30),
+        delivery_prefix: "crash".to_owned(),
+    };
+    let stop = AtomicBool::new(false);
+    let report = std::thread::scope(|scope| {
+        let load = scope.spawn(|| loadgen::run(&plan, &stop));
+        // SIGKILL mid-load: no graceful shutdown, no flush.
+        std::thread::sleep(Duration::from_millis(400));
+        server.kill().unwrap();
+        server.wait().unwrap();
+        load.join().unwrap()
+    });
+    assert!(
+        !report.acknowledged.is_empty(),
+        "nothing acknowledged before the kill"
+    );
+    assert!(report.failed > 0, "the kill did not interrupt the load");
+
+    let (mut server, token) = start(dir.path(), &config, addr);
+    assert!(
+        token.is_none(),
+        "a restart must not create another admin token"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let depth = loop {
+        let inbox = get_json(addr, &admin, "/api/v1/inbox");
+        let depth = inbox["depth"].clone();
+        if depth["pending"] == 0 && depth["processing"] == 0 {
+            break depth;
+        }
+        assert!(Instant::now() < deadline, "inbox not drained: {depth}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // Every acknowledged event was stored before its 202: redelivering it is a duplicate.
+    for delivery in &report.acknowledged {
+        let n: u64 = delivery.trim_start_matches("crash-").parse().unwrap();
+        let body = loadgen::issue_event(n);
+        let signature = loadgen::sign(SECRET, &body);
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-github-event", "issues"),
+            ("x-github-delivery", delivery.as_str()),
+            ("x-hub-signature-256", signature.as_str()),
+        ];
+        let (status, answer) =
+            loadgen::request(addr, "POST", "/hooks/github/gh", &headers, &body).unwrap();
+        assert_eq!(status, 202);
+        let answer: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(
+            answer["duplicate"], true,
+            "{delivery} was acknowledged but not stored"
+        );
+    }
+
+    // Each stored event was processed to a review, none failed, none is waiting.
+    let stored = depth["done"].as_u64().unwrap();
+    assert!(stored >= report.acknowledged.len() as u64, "{depth}");
+    assert_eq!(depth["dead"], 0, "{depth}");
+    let done = get_json(addr, &admin, "/api/v1/inbox?status=done&limit=500");
+    for event in done["events"].as_array().unwrap() {
+        let outcome = event["outcome"].as_str().unwrap_or("");
+        assert!(outcome.starts_with("reviews: "), "{event}");
+    }
+    eprintln!(
+        "crash test: {} acknowledged before SIGKILL, {} stored, all processed",
+        report.acknowledged.len(),
+        stored
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
