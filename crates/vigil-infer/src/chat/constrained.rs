@@ -16,6 +16,10 @@ use std::sync::Arc;
 use super::ChatTokenizer;
 use crate::{Error, Result};
 
+// TODO(constrained-decoding): closing near the end of the budget is a bias, not a guarantee: a
+// schema whose shortest completion is longer than the reserve can still run out, which
+// generate_json reports as an error. Computing the shortest completion from the grammar would
+// make it exact.
 /// Tokens before the budget's end from which closing tokens are favoured.
 pub(crate) const CLOSING_RESERVE: usize = 24;
 

@@ -222,7 +222,10 @@ impl ChatTokenizer {
         })
     }
 
-    /// Reads a `tokenizer.json`; `control` are the ids of control tokens (from the GGUF).
+    // TODO(tokenizer-json): token bytes for a tokenizer.json are derived from the token
+    // strings (`Ġ` or `▁` style guessed from the vocabulary); no test runs a real one yet.
+    /// Reads a `tokenizer.json`; control tokens are its special added tokens and, given the
+    /// GGUF's vocabulary, the GGUF's control tokens.
     pub fn from_file(path: &Path, vocab: Option<&GgufVocab>) -> Result<ChatTokenizer> {
         let inner = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
             path: path.to_path_buf(),
