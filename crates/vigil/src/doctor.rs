@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use vigil_infer::{ModelSearch, Verification};
+use vigil_infer::{ChatModel, ChatOptions, ModelRole, ModelSearch, ModelSpec, Verification};
 
 use crate::config::Config;
 use crate::models::{describe, manifest, Status};
@@ -129,6 +129,7 @@ fn models(config: &Config) -> Vec<Check> {
                         format!("{name} ({}): {lines}", model.role),
                     )
                 }
+                _ if model.role == ModelRole::Chat => chat_model(&search, model, checks.len()),
                 _ => check(
                     Level::Ok,
                     "models",
@@ -137,6 +138,28 @@ fn models(config: &Config) -> Vec<Check> {
             }
         })
         .collect()
+}
+
+/// A verified chat model is also opened: its architecture, tokenizer and chat template (the
+/// weights are not loaded).
+fn chat_model(search: &ModelSearch, model: &ModelSpec, files: usize) -> Check {
+    let name = &model.name;
+    let inspected = match search.resolve(model, Verification::Cached) {
+        Ok(resolved) => ChatModel::inspect(&resolved, ChatOptions::default()),
+        Err(err) => Err(err),
+    };
+    match inspected {
+        Ok(info) => check(
+            Level::Ok,
+            "models",
+            format!(
+                "{name} (chat): {files} file(s) verified; {} architecture, context {} tokens, \
+                 vocabulary {} tokens, chat template renders",
+                info.architecture, info.context_length, info.vocab_size
+            ),
+        ),
+        Err(err) => check(Level::Fail, "models", format!("{name} (chat): {err}")),
+    }
 }
 
 fn problem_lines(described: &[(Status, String)]) -> String {
