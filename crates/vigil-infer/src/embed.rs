@@ -14,8 +14,8 @@ use tokenizers::{Encoding, Tokenizer, TruncationParams};
 use crate::models::{ModelRole, ResolvedModel};
 use crate::{Error, Result};
 
-/// How many texts go through the encoder together. Larger batches pad more and use more memory
-/// for little gain on a CPU.
+/// How many texts go through the encoder together unless [`Embedder::with_batch_size`] says
+/// otherwise. Larger batches pad more and use more memory for little gain on a CPU.
 const BATCH_SIZE: usize = 32;
 
 /// A loaded embeddings model.
@@ -27,6 +27,7 @@ pub struct Embedder {
     device: Device,
     dimensions: usize,
     max_tokens: usize,
+    batch_size: usize,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -87,7 +88,14 @@ impl Embedder {
             device,
             dimensions: config.hidden_size,
             max_tokens,
+            batch_size: BATCH_SIZE,
         })
+    }
+
+    /// The same embedder, running at most `texts` texts through the encoder at once (at least 1).
+    pub fn with_batch_size(mut self, texts: usize) -> Embedder {
+        self.batch_size = texts.max(1);
+        self
     }
 
     /// The model's name.
@@ -116,7 +124,7 @@ impl Embedder {
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut vectors = vec![Vec::new(); encodings.len()];
-        for chunk in order.chunks(BATCH_SIZE) {
+        for chunk in order.chunks(self.batch_size) {
             let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             let embedded = self.embed_batch(&batch).map_err(|source| Error::Candle {
                 model: self.name.clone(),
