@@ -1,16 +1,17 @@
 //! Sentence embeddings with a BERT-family model (all-MiniLM-L6-v2 by default): word-piece
-//! tokens, the encoder, mean pooling over the real tokens, L2 normalisation. The same recipe as
-//! sentence-transformers, so vectors agree with it to within rounding.
+//! tokens, the encoder (`crate::bert`), mean pooling over the real tokens, L2 normalisation.
+//! The same recipe as sentence-transformers, so vectors agree with it to within rounding.
 //!
 //! Work runs on candle's CPU backend, whose matrix products use `RAYON_NUM_THREADS` threads
 //! (default: every core); set it lower to leave cores to other work.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use candle_transformers::models::bert::Config as BertConfig;
 use std::path::{Path, PathBuf};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
+use crate::bert::Encoder;
 use crate::models::{ModelRole, ResolvedModel};
 use crate::{Error, Result};
 
@@ -21,7 +22,7 @@ const BATCH_SIZE: usize = 32;
 /// A loaded embeddings model.
 pub struct Embedder {
     name: String,
-    model: BertModel,
+    model: Encoder,
     tokenizer: Tokenizer,
     tokenizer_path: PathBuf,
     device: Device,
@@ -70,7 +71,7 @@ impl Embedder {
         };
         let vb =
             VarBuilder::from_buffered_safetensors(weights, DType::F32, &device).map_err(candle)?;
-        let bert = BertModel::load(vb, &config).map_err(candle)?;
+        let bert = Encoder::load(vb, &config).map_err(candle)?;
 
         tracing::info!(
             model = %name,
@@ -155,9 +156,7 @@ impl Embedder {
         let shape = (batch.len(), longest);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let token_types = ids.zeros_like()?;
-
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        let hidden = self.model.forward(&ids, &mask)?;
         let pooled = mean_pool(&hidden, &mask)?;
         normalize(&pooled)?.to_vec2::<f32>()
     }

@@ -4,6 +4,7 @@
 //! This crate knows nothing about findings: it turns text into vectors (and, later, prompts into
 //! completions) for the layers above.
 
+mod bert;
 pub mod embed;
 mod error;
 pub mod models;
