@@ -1,32 +1,34 @@
 //! Sentence embeddings with a BERT-family model (all-MiniLM-L6-v2 by default): word-piece
-//! tokens, the encoder, mean pooling over the real tokens, L2 normalisation. The same recipe as
-//! sentence-transformers, so vectors agree with it to within rounding.
+//! tokens, the encoder (`crate::bert`), mean pooling over the real tokens, L2 normalisation.
+//! The same recipe as sentence-transformers, so vectors agree with it to within rounding.
 //!
 //! Work runs on candle's CPU backend, whose matrix products use `RAYON_NUM_THREADS` threads
 //! (default: every core); set it lower to leave cores to other work.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use candle_transformers::models::bert::Config as BertConfig;
 use std::path::{Path, PathBuf};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
+use crate::bert::Encoder;
 use crate::models::{ModelRole, ResolvedModel};
 use crate::{Error, Result};
 
-/// How many texts go through the encoder together. Larger batches pad more and use more memory
-/// for little gain on a CPU.
+/// How many texts go through the encoder together unless [`Embedder::with_batch_size`] says
+/// otherwise. Larger batches pad more and use more memory for little gain on a CPU.
 const BATCH_SIZE: usize = 32;
 
 /// A loaded embeddings model.
 pub struct Embedder {
     name: String,
-    model: BertModel,
+    model: Encoder,
     tokenizer: Tokenizer,
     tokenizer_path: PathBuf,
     device: Device,
     dimensions: usize,
     max_tokens: usize,
+    batch_size: usize,
 }
 
 impl std::fmt::Debug for Embedder {
@@ -69,7 +71,7 @@ impl Embedder {
         };
         let vb =
             VarBuilder::from_buffered_safetensors(weights, DType::F32, &device).map_err(candle)?;
-        let bert = BertModel::load(vb, &config).map_err(candle)?;
+        let bert = Encoder::load(vb, &config).map_err(candle)?;
 
         tracing::info!(
             model = %name,
@@ -87,7 +89,14 @@ impl Embedder {
             device,
             dimensions: config.hidden_size,
             max_tokens,
+            batch_size: BATCH_SIZE,
         })
+    }
+
+    /// The same embedder, running at most `texts` texts through the encoder at once (at least 1).
+    pub fn with_batch_size(mut self, texts: usize) -> Embedder {
+        self.batch_size = texts.max(1);
+        self
     }
 
     /// The model's name.
@@ -116,7 +125,7 @@ impl Embedder {
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| encodings[i].get_ids().len());
         let mut vectors = vec![Vec::new(); encodings.len()];
-        for chunk in order.chunks(BATCH_SIZE) {
+        for chunk in order.chunks(self.batch_size) {
             let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             let embedded = self.embed_batch(&batch).map_err(|source| Error::Candle {
                 model: self.name.clone(),
@@ -147,9 +156,7 @@ impl Embedder {
         let shape = (batch.len(), longest);
         let ids = Tensor::from_vec(ids, shape, &self.device)?;
         let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let token_types = ids.zeros_like()?;
-
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        let hidden = self.model.forward(&ids, &mask)?;
         let pooled = mean_pool(&hidden, &mask)?;
         normalize(&pooled)?.to_vec2::<f32>()
     }

@@ -5,6 +5,7 @@
 //! This crate knows nothing about findings: it turns text into vectors, and conversations into
 //! answers or schema-conforming JSON, for the layers above.
 
+mod bert;
 pub mod chat;
 pub mod embed;
 mod error;
