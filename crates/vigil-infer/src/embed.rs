@@ -232,7 +232,7 @@ fn load_tokenizer(path: &Path, max_tokens: usize) -> Result<Tokenizer> {
 }
 
 /// The CPU, or the first GPU when built with `cuda` and one is present.
-fn device(model: &str) -> Result<Device> {
+pub(crate) fn device(model: &str) -> Result<Device> {
     if cfg!(feature = "cuda") {
         Device::cuda_if_available(0).map_err(|source| Error::Candle {
             model: model.to_owned(),

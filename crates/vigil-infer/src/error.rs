@@ -114,6 +114,64 @@ pub enum Error {
         reason: String,
     },
 
+    /// A GGUF file's header or metadata could not be read.
+    #[error("cannot read GGUF file {path}: {source}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// candle's error.
+        source: candle_core::Error,
+    },
+
+    /// A GGUF holds a model architecture no loader exists for.
+    #[error(
+        "model {model} ({path}): architecture `{architecture}` is not supported (supported: \
+         {supported})"
+    )]
+    UnsupportedArchitecture {
+        /// The model.
+        model: String,
+        /// The GGUF file.
+        path: PathBuf,
+        /// Its `general.architecture`.
+        architecture: String,
+        /// The supported architectures, comma-separated.
+        supported: String,
+    },
+
+    /// A chat template does not compile or fails to render.
+    #[error("chat template of {model}: {message}")]
+    ChatTemplate {
+        /// The model.
+        model: String,
+        /// minijinja's message, with the line.
+        message: String,
+    },
+
+    /// The prompt (with room for what is generated) does not fit the context window.
+    #[error(
+        "model {model}: {tokens} tokens do not fit its context of {context_length} tokens; \
+         shorten the prompt"
+    )]
+    ContextLength {
+        /// The model.
+        model: String,
+        /// Tokens needed.
+        tokens: usize,
+        /// The context window.
+        context_length: usize,
+    },
+
+    /// Constrained (JSON schema) generation failed: an unsupported schema, or the token budget
+    /// ended before the value was complete.
+    #[error("model {model}: structured output: {reason}")]
+    StructuredOutput {
+        /// The model.
+        model: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The tensor library failed while loading or running a model.
     #[error("model {model}: {source}")]
     Candle {

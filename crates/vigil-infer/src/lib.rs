@@ -1,13 +1,19 @@
-//! Local inference for Vigil: the model manifest, finding and verifying model files, and sentence
-//! embeddings with candle on the CPU (or an NVIDIA GPU with the `cuda` feature).
+//! Local inference for Vigil: the model manifest, finding and verifying model files, sentence
+//! embeddings and quantized GGUF chat models with candle on the CPU (or an NVIDIA GPU with the
+//! `cuda` feature).
 //!
-//! This crate knows nothing about findings: it turns text into vectors (and, later, prompts into
-//! completions) for the layers above.
+//! This crate knows nothing about findings: it turns text into vectors, and conversations into
+//! answers or schema-conforming JSON, for the layers above.
 
+pub mod chat;
 pub mod embed;
 mod error;
 pub mod models;
 
+pub use chat::{
+    Architecture, CancelToken, ChatMessage, ChatModel, ChatModelInfo, ChatOptions, ChatTokenizer,
+    Generation, GenerationParams, Role, StopReason, TokenTimings,
+};
 pub use embed::Embedder;
 pub use error::{Error, Result};
 pub use models::{Manifest, ModelRole, ModelSearch, ModelSpec, ResolvedModel, Verification};

@@ -14,9 +14,11 @@ pub const SCHEMA_URI: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 /// Key of the partial fingerprint that carries the finding id.
 pub const FINGERPRINT_KEY: &str = "vigil/v1";
 
-/// Renders all reviews as one SARIF log with a single run, pretty-printed.
+/// Renders all reviews as one SARIF log with a single run, pretty-printed with keys sorted: the
+/// same bytes whether or not another crate in the build turns on serde_json's `preserve_order`.
 pub fn render_sarif(reviews: &[Review]) -> String {
-    let log = sarif_log(reviews);
+    let mut log = sarif_log(reviews);
+    log.sort_all_objects();
     let mut out = serde_json::to_string_pretty(&log).expect("a JSON value always serializes");
     out.push('\n');
     out

@@ -3,9 +3,10 @@
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
 
 use vigil_infer::{Embedder, Manifest, ModelRole, ModelSearch, Verification};
+
+use crate::{fixture_path, workspace_root};
 
 #[derive(Debug, Deserialize)]
 struct Fixture {
@@ -16,10 +17,6 @@ struct Fixture {
 struct Case {
     text: String,
     vector: Vec<f32>,
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// The default embeddings model, found as the product finds it (from the workspace root).
@@ -34,7 +31,7 @@ fn embedder() -> Result<Embedder> {
 }
 
 fn fixture() -> Result<Fixture> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embeddings.json");
+    let path = fixture_path("embeddings.json");
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
     Ok(serde_json::from_str(&text)?)
 }
