@@ -92,8 +92,9 @@ fn with_models(mut engine: Engine, config: &Config) -> Result<Engine> {
     if llm.embeddings {
         let started = std::time::Instant::now();
         let spec = manifest.default_for(ModelRole::Embeddings)?;
-        let index = SemanticIndex::build(&engine.catalog().lexicon, embedder.clone(), llm.similarity)
-            .map_err(|e| anyhow::anyhow!("embedding the catalogue's exemplars: {e}"))?;
+        let index =
+            SemanticIndex::build(&engine.catalog().lexicon, embedder.clone(), llm.similarity)
+                .map_err(|e| anyhow::anyhow!("embedding the catalogue's exemplars: {e}"))?;
         tracing::info!(
             exemplars = index.len(),
             ms = started.elapsed().as_millis() as u64,

@@ -7,8 +7,8 @@ mod csv;
 mod doctor;
 mod inputs;
 mod models;
-mod store;
 mod serve;
+mod store;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
