@@ -150,28 +150,14 @@ impl Engine {
         findings: &mut Vec<vigil_core::Finding>,
         record: &mut ModelContribution,
     ) {
-        let outcome = reviewer.review(artifact, model, &self.catalog, findings);
-        let added = score::score_all(
-            outcome.candidates,
-            model,
-            artifact,
-            &self.catalog,
-            &self.scoring,
-        );
+        let kept = reviewer.review(artifact, model, &self.catalog, findings, record);
+        let added = score::score_all(kept, model, artifact, &self.catalog, &self.scoring);
         findings.extend(added);
         score::rank(findings);
-        let embeddings_model = record.embeddings_model.take();
-        let facts_by_meaning = record.facts_by_meaning;
-        let mut errors = std::mem::take(&mut record.errors);
-        *record = outcome.record;
-        record.embeddings_model = embeddings_model;
-        record.facts_by_meaning = facts_by_meaning;
-        errors.append(&mut record.errors);
         match reviewer.summarise(findings) {
             Ok(summary) => record.summary = summary,
-            Err(e) => errors.push(format!("summary: {e}")),
+            Err(e) => record.errors.push(format!("summary: {e}")),
         }
-        record.errors = errors;
     }
 }
 

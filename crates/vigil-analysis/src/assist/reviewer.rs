@@ -75,15 +75,6 @@ impl std::fmt::Debug for LlmReview {
     }
 }
 
-/// What the review added: findings (origin `model`, not yet scored) and the record of it.
-#[derive(Debug, Default)]
-pub struct ReviewOutcome {
-    /// Kept proposals, as candidates for scoring.
-    pub candidates: Vec<Candidate>,
-    /// Proposals made, kept and dropped; errors of calls that failed.
-    pub record: ModelContribution,
-}
-
 impl LlmReview {
     /// Prepares the reviewer; with an embedder, each rule's text is embedded once so candidate
     /// rules can be ranked by closeness to what the artifact says about an element.
@@ -116,38 +107,27 @@ impl LlmReview {
         self.chat.name()
     }
 
-    /// Reviews the diagram of `artifact` beside the rule findings `raised`.
+    /// Reviews the diagram of `artifact` beside the rule findings `raised`: returns the kept
+    /// proposals (origin `model`, not yet scored) and records in `record` the proposals made,
+    /// kept and dropped, and the calls that failed.
     pub fn review(
         &self,
         artifact: &Artifact,
         model: &Model,
         catalog: &Catalog,
         raised: &[Finding],
-    ) -> ReviewOutcome {
-        let mut outcome = ReviewOutcome {
-            record: ModelContribution {
-                chat_model: Some(self.chat.name().to_string()),
-                ..ModelContribution::default()
-            },
-            ..ReviewOutcome::default()
-        };
+        record: &mut ModelContribution,
+    ) -> Vec<Candidate> {
+        record.chat_model = Some(self.chat.name().to_string());
+        let mut kept = Vec::new();
         for (element, facts) in self.elements(model) {
             if let Err(e) = self.review_element(
-                artifact,
-                model,
-                catalog,
-                raised,
-                element,
-                facts,
-                &mut outcome,
+                artifact, model, catalog, raised, element, facts, &mut kept, record,
             ) {
-                outcome
-                    .record
-                    .errors
-                    .push(format!("reviewing {}: {e}", element.1));
+                record.errors.push(format!("reviewing {}: {e}", element.1));
             }
         }
-        outcome
+        kept
     }
 
     /// The nodes worth a model's look, most exposed first: entry points, then stores of
@@ -183,7 +163,8 @@ impl LlmReview {
         raised: &[Finding],
         (id, name): (&str, &str),
         facts: &ElementFacts,
-        outcome: &mut ReviewOutcome,
+        kept: &mut Vec<Candidate>,
+        record: &mut ModelContribution,
     ) -> Result<(), ModelError> {
         let quotes = quotes(facts, self.config.quotes);
         let mut open = threats::open_rules(model, catalog, id, raised);
@@ -215,13 +196,13 @@ impl LlmReview {
             .generate_json(&messages, &schema, self.config.max_tokens)?;
 
         for proposal in proposals(&answer) {
-            outcome.record.proposals += 1;
+            record.proposals += 1;
             match check(artifact, model, catalog, &proposal, facts) {
                 Ok(candidate) => {
-                    outcome.record.proposals_kept += 1;
-                    outcome.candidates.push(candidate);
+                    record.proposals_kept += 1;
+                    kept.push(candidate);
                 }
-                Err(reason) => outcome.record.proposals_dropped.push(DroppedProposal {
+                Err(reason) => record.proposals_dropped.push(DroppedProposal {
                     rule: proposal.rule,
                     element: proposal.element,
                     reason,
