@@ -94,12 +94,18 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Runs the plan and reports; `stop` ends it early.
 pub fn run(plan: &LoadPlan, stop: &AtomicBool) -> LoadReport {
+    run_counting(plan, stop, &AtomicU64::new(0))
+}
+
+/// Like [`run`], and adds one to `acked` on each 202 as it arrives, so that a caller can act on
+/// progress (the crash test kills the server once enough events are acknowledged).
+pub fn run_counting(plan: &LoadPlan, stop: &AtomicBool, acked: &AtomicU64) -> LoadReport {
     let next = AtomicU64::new(0);
     let report = Mutex::new(LoadReport::default());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..plan.clients {
-            scope.spawn(|| client(plan, stop, &next, &report, started));
+            scope.spawn(|| client(plan, stop, &next, acked, &report, started));
         }
     });
     let mut report = report.into_inner().unwrap_or_default();
@@ -112,6 +118,7 @@ fn client(
     plan: &LoadPlan,
     stop: &AtomicBool,
     next: &AtomicU64,
+    acked: &AtomicU64,
     report: &Mutex<LoadReport>,
     started: Instant,
 ) {
@@ -136,6 +143,7 @@ fn client(
             Ok((c, 202)) => {
                 local.latencies_us.push(sent.elapsed().as_micros() as u64);
                 local.acknowledged.push(delivery);
+                acked.fetch_add(1, Ordering::Relaxed);
                 conn = Some(c);
             }
             Ok((c, _)) => {

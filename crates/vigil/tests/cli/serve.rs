@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use vigil_server::loadgen::{self, LoadPlan};
@@ -146,17 +146,25 @@ fn acknowledged_webhooks_survive_sigkill_and_are_processed_once() {
         connector: "gh".to_owned(),
         secret: SECRET.to_owned(),
         clients: 8,
-        events: 600,
-        max_duration: Duration::from_secs(30),
+        // More than any machine acknowledges before the kill: the kill, not the plan, ends it.
+        events: 1_000_000,
+        max_duration: Duration::from_secs(60),
         delivery_prefix: "crash".to_owned(),
     };
     let stop = AtomicBool::new(false);
+    let acked = AtomicU64::new(0);
     let report = std::thread::scope(|scope| {
-        let load = scope.spawn(|| loadgen::run(&plan, &stop));
-        // SIGKILL mid-load: no graceful shutdown, no flush.
-        std::thread::sleep(Duration::from_millis(400));
+        let load = scope.spawn(|| loadgen::run_counting(&plan, &stop, &acked));
+        // SIGKILL mid-load, once the load is well under way: no graceful shutdown, no flush.
+        let waiting = Instant::now();
+        while acked.load(Ordering::Relaxed) < 150 && waiting.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         server.kill().unwrap();
         server.wait().unwrap();
+        // Let the clients meet the dead server, then end the load.
+        std::thread::sleep(Duration::from_millis(300));
+        stop.store(true, Ordering::Relaxed);
         load.join().unwrap()
     });
     assert!(
