@@ -165,12 +165,19 @@ async fn latency(rng: &mut Rng, chunks: usize) -> Result<()> {
             .await?;
     }
     let load = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    memory.prepare_index().await?;
+    let build = started.elapsed().as_secs_f64() * 1000.0;
 
     let mut times = Vec::new();
-    for _ in 0..50 {
+    // 200 queries, every other one filtered by team, so that p99 is more than the slowest one.
+    for i in 0..200 {
         let q = rng.sentence(6);
         let v = rng.unit(384);
-        let filter = SearchFilter::default();
+        let filter = SearchFilter {
+            team: (i % 2 == 1).then(|| format!("team-{}", i % 8)),
+            ..SearchFilter::default()
+        };
         let t = Instant::now();
         memory.search_chunks(&q, &v, &filter, 10).await?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -178,8 +185,9 @@ async fn latency(rng: &mut Rng, chunks: usize) -> Result<()> {
     times.sort_by(f64::total_cmp);
     let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
     println!(
-        "hybrid query, {chunks} chunks (synthetic vectors, loaded in {load:.1} s): p50 {:.1} ms, \
-         p99 {:.1} ms (target p99 < 50 ms: {:.2}x of target)",
+        "hybrid query, {chunks} chunks (synthetic vectors, stored in {load:.1} s, search index \
+         built in {build:.0} ms): p50 {:.1} ms, p99 {:.1} ms (target p99 < 50 ms: {:.2}x of \
+         target)",
         pct(0.5),
         pct(0.99),
         pct(0.99) / 50.0

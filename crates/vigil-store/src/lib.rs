@@ -35,6 +35,7 @@ pub mod decisions;
 pub mod embed;
 pub mod error;
 pub mod inbox;
+mod index;
 pub mod layout;
 pub mod lineage;
 pub mod memory;

@@ -1,5 +1,5 @@
-//! vigil-store against a real SQLite file and real LanceDB tables in temporary folders, with
-//! the real embedding model (`scripts/fetch-models` puts it in `models/`).
+//! vigil-store against a real SQLite file in temporary folders, with the real embedding model
+//! (`scripts/fetch-models` puts it in `models/`).
 
 mod lineage;
 mod recall;

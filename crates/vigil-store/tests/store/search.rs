@@ -1,6 +1,6 @@
 //! Hybrid search: the right chunk among distractors, and filters.
 
-use vigil_store::{ArtifactRecord, SearchFilter};
+use vigil_store::{ArtifactRecord, DataDir, Memory, OpsOptions, OpsStore, SearchFilter};
 
 use crate::{embedder, stores};
 
@@ -71,6 +71,81 @@ async fn hybrid_search_finds_the_precedent_among_distractors() {
     assert!(s
         .memory
         .search_chunks(q, &v[0], &later, 3)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn search_sees_only_latest_versions_and_writes_from_another_connection() {
+    let s = stores().await.unwrap();
+    let embedder = embedder().unwrap();
+    let q = "Which service encrypts backups with a customer managed key?";
+    let v = embedder.embed(&[q]).unwrap();
+    let search = |memory: Memory| {
+        let (q, v) = (q.to_owned(), v[0].clone());
+        async move {
+            memory
+                .search_chunks(&q, &v, &SearchFilter::default(), 5)
+                .await
+                .unwrap()
+        }
+    };
+    s.memory
+        .put_artifact(
+            &record(
+                "OPS-1",
+                "platform",
+                "Backups are encrypted with a customer managed key.",
+            ),
+            &embedder,
+        )
+        .await
+        .unwrap();
+    let hits = search(s.memory.clone()).await;
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    assert_eq!(hits[0].version, 1);
+
+    // A second connection to the same file (another process, such as `vigil ingest` while the
+    // service runs) writes a new version and a new artifact: the first one's index sees both,
+    // and the superseded version is gone from the results.
+    let other = OpsStore::open(&DataDir::new(s.dir.path()), &OpsOptions::default(), &[])
+        .await
+        .unwrap();
+    let other = Memory::new(other, 384);
+    for version in 2..=7 {
+        let text = format!(
+            "Backups are encrypted with a customer managed key, rotated every {version} months."
+        );
+        other
+            .put_artifact(&record("OPS-1", "platform", &text), &embedder)
+            .await
+            .unwrap();
+        // Superseded rows pile up and are compacted away along the way.
+        let hits = search(s.memory.clone()).await;
+        assert_eq!(hits.len(), 1, "{hits:#?}");
+        assert_eq!(hits[0].version, version, "{hits:#?}");
+        assert!(hits[0].text.contains(&format!("every {version} months")));
+    }
+    other
+        .put_artifact(
+            &record("WEB-2", "web", "The marketing site serves static images."),
+            &embedder,
+        )
+        .await
+        .unwrap();
+    let hits = search(s.memory.clone()).await;
+    assert_eq!(hits.len(), 2, "{hits:#?}");
+    assert_eq!(hits[0].artifact_id, "OPS-1");
+
+    // A filter on a value never stored matches nothing instead of everything.
+    let nobody = SearchFilter {
+        team: Some("nobody".to_owned()),
+        ..SearchFilter::default()
+    };
+    assert!(s
+        .memory
+        .search_chunks(q, &v[0], &nobody, 5)
         .await
         .unwrap()
         .is_empty());
