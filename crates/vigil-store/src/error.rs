@@ -43,6 +43,12 @@ pub enum Error {
         /// Its id.
         id: String,
     },
+    /// Another process has the data directory open, so it cannot be replaced now.
+    #[error(
+        "the data directory {0} is in use by another Vigil process (`vigil serve` or \
+         `vigil ingest`); stop it and try again"
+    )]
+    InUse(PathBuf),
     /// Input that cannot be stored as given.
     #[error("invalid {what}: {reason}")]
     Invalid {

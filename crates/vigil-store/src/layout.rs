@@ -4,6 +4,8 @@
 //! <data_dir>/
 //!   vigil.db          operational store and institutional memory (SQLite; vigil.db-wal and
 //!                     vigil.db-shm beside it while open)
+//!   vigil.lock        held (shared) by every process using the stores; `vigil restore`
+//!                     takes it exclusively, so it refuses to run while the service runs
 //!   lance/            reserved for the LanceDB memory tables (not written yet)
 //! ```
 //!
@@ -16,6 +18,8 @@ use crate::{Error, Result};
 
 /// File name of the operational store inside the data directory.
 pub const OPS_DB_FILE: &str = "vigil.db";
+/// File name of the lock every process using the stores holds.
+pub const LOCK_FILE: &str = "vigil.lock";
 /// Folder of the LanceDB tables inside the data directory.
 pub const LANCE_DIR: &str = "lance";
 
@@ -44,6 +48,33 @@ impl DataDir {
     /// The SQLite file of the operational store.
     pub fn ops_db(&self) -> PathBuf {
         self.root.join(OPS_DB_FILE)
+    }
+
+    /// The lock file: shared while the stores are open, exclusive while a snapshot is restored.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(LOCK_FILE)
+    }
+
+    /// Takes the data directory's lock, shared (any number of processes using the stores) or
+    /// exclusive (a restore); the lock lasts as long as the returned file is open.
+    pub(crate) fn lock(&self, exclusive: bool) -> Result<std::fs::File> {
+        let path = self.lock_file();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open", &path, e))?;
+        let taken = if exclusive {
+            file.try_lock()
+        } else {
+            file.try_lock_shared()
+        };
+        match taken {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::InUse(self.root.clone())),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", &path, e)),
+        }
     }
 
     /// The folder reserved for LanceDB tables.

@@ -42,6 +42,8 @@ impl Default for OpsOptions {
 #[derive(Debug, Clone)]
 pub struct OpsStore {
     conn: Arc<Mutex<Connection>>,
+    /// The data directory's shared lock, held while any clone is alive.
+    _lock: Arc<std::fs::File>,
 }
 
 impl OpsStore {
@@ -53,6 +55,8 @@ impl OpsStore {
         extra: &[Migration],
     ) -> Result<Self> {
         data_dir.create()?;
+        // Shared with every other process using the stores; only a restore is excluded.
+        let lock = data_dir.lock(false)?;
         let path = data_dir.ops_db();
         let options = options.clone();
         let mut all = crate::migrations();
@@ -72,6 +76,7 @@ impl OpsStore {
         .await?;
         Ok(OpsStore {
             conn: Arc::new(Mutex::new(conn)),
+            _lock: Arc::new(lock),
         })
     }
 

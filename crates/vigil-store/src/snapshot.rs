@@ -37,12 +37,11 @@ pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<()> {
 
 /// Checks `src` and replaces the data directory's database with it: copied beside the database,
 /// synced, then renamed over it, so a crash leaves the old or the new database, never a mix.
-/// The service must be stopped.
-// TODO(restore-lock): refuse to restore while another process has the database open, instead
-// of relying on the operator to stop the service.
+/// Refused with [`Error::InUse`] while any process (this one included) has the stores open.
 pub fn restore(data_dir: &DataDir, src: &Path) -> Result<()> {
     check(src)?;
     data_dir.create()?;
+    let _exclusive = data_dir.lock(true)?;
     let target = data_dir.ops_db();
     let staged = sibling(&target, "restoring");
     std::fs::copy(src, &staged).map_err(|e| Error::io("cannot copy snapshot to", &staged, e))?;
@@ -112,7 +111,11 @@ mod tests {
             "an existing file is kept"
         );
         ops.set_cursor("jira", "two").await.unwrap();
+        let open = ops.clone();
         drop(ops);
+        // While the stores are open (here or in another process) the restore is refused.
+        assert!(matches!(restore(&data, &snap), Err(Error::InUse(_))));
+        drop(open);
 
         restore(&data, &snap).unwrap();
         let ops = OpsStore::open(&data, &OpsOptions::default(), &[])

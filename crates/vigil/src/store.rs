@@ -269,8 +269,8 @@ pub fn backup(config: &Config, args: BackupArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `vigil restore FILE`: replaces the data directory's stores with a checked snapshot. Run it
-/// with the service stopped.
+/// `vigil restore FILE`: replaces the data directory's stores with a checked snapshot; refused
+/// while another process has them open.
 pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
     let data = DataDir::new(&config.store.data_dir);
     vigil_store::snapshot::restore(&data, &args.src)

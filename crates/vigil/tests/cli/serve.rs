@@ -129,8 +129,29 @@ fn first_start_prints_an_admin_token_and_tokens_are_managed_by_command() {
     )
     .unwrap();
     assert_eq!(status, 401);
+
+    // A snapshot can be taken while the service runs; putting one back cannot.
+    let snap = dir.path().join("snap.db");
+    let backup = cli(&["backup", snap.to_str().unwrap()]);
+    assert!(
+        backup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&backup.stderr)
+    );
+    let refused = cli(&["restore", snap.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("in use"),
+        "{stderr}"
+    );
     server.kill().unwrap();
     server.wait().unwrap();
+    let restored = cli(&["restore", snap.to_str().unwrap()]);
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
 }
 
 #[test]
