@@ -22,6 +22,7 @@ use vigil_connectors::ConnectorConfig;
 use vigil_core::Review;
 
 use crate::config::ServerConfig;
+use crate::console::{self, ClientAddr, LoginLimiter};
 use crate::error::{Error, Result};
 use crate::intake::Intake;
 use crate::metrics::Metrics;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Wakes idle workers when an event arrives.
     pub wake: Notify,
+    /// Failed console logins per client address.
+    pub logins: LoginLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,7 +86,6 @@ impl AppState {
         config.check()?;
         let intake = Intake::start(stores.inbox.clone());
         Ok(Arc::new(AppState {
-            config,
             connectors,
             engine,
             tokens: stores.tokens,
@@ -93,6 +95,8 @@ impl AppState {
             metrics: Metrics::default(),
             ready: AtomicBool::new(false),
             wake: Notify::new(),
+            logins: LoginLimiter::new(config.login_failures_per_minute),
+            config,
         }))
     }
 
@@ -112,6 +116,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/", get(console::index))
+        .route("/assets/{file}", get(console::asset))
+        .route(
+            "/api/v1/session",
+            post(console::login)
+                .get(console::current)
+                .delete(console::logout),
+        )
         .route("/metrics", get(api::metrics))
         .route("/hooks/{tool}/{connector}", post(hooks::receive))
         .route("/api/openapi.json", get(crate::openapi::document))
@@ -190,11 +202,13 @@ pub async fn serve(
     let served = match tls {
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, tls)?;
+            let app = app.into_make_service_with_connect_info::<ClientAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         None => {
+            let app = app.into_make_service_with_connect_info::<ClientAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await

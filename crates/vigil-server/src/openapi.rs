@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, auth, hooks, store};
+use crate::{api, auth, console, hooks, store};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -24,6 +24,7 @@ use crate::{api, auth, hooks, store};
         api::triage_finding, api::inbox, api::retry_event,
         api::list_tokens, api::create_token, api::revoke_token,
         document, reference_page,
+        console::login, console::current, console::logout, console::index, console::asset,
     ),
     components(schemas(
         crate::error::ErrorBody, crate::error::ErrorDetail, auth::Role,
@@ -32,6 +33,7 @@ use crate::{api, auth, hooks, store};
         hooks::HookAccepted, api::ReviewSummary, api::Submitted, api::ReviewPage,
         api::ReviewDetail, api::FindingView, api::FindingPage, api::InboxView,
         api::InboxEventView, api::NewToken, api::CreatedToken,
+        console::Login, console::SessionInfo,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -43,6 +45,7 @@ use crate::{api, auth, hooks, store};
         (name = "tokens", description = "API tokens (admin)"),
         (name = "health", description = "Health, readiness and metrics"),
         (name = "docs", description = "This description"),
+        (name = "console", description = "The web console: its page, files and login session"),
     ),
 )]
 pub struct ApiDoc;

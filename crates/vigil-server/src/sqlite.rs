@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use vigil_store::{inbox, tokens, DataDir, OpsOptions, OpsStore};
+use vigil_store::{inbox, sessions, tokens, DataDir, OpsOptions, OpsStore};
 
 use crate::app::{now_ms, Stores};
 use crate::error::{Error, Result};
 use crate::store::{
     Enqueued, EventStatus, InboxEvent, InboxStore, MemoryReviews, NewEvent, QueueDepth,
-    StoreFuture, TokenRecord, TokenStore,
+    SessionRecord, StoreFuture, TokenRecord, TokenStore,
 };
 
 impl From<vigil_store::Error> for Error {
@@ -84,6 +84,61 @@ impl TokenStore for SqliteTokens {
     fn revoke(&self, id: &str, now_ms: u64) -> StoreFuture<'_, bool> {
         let id = id.to_owned();
         Box::pin(async move { Ok(self.0.call(move |c| tokens::revoke(c, &id, now_ms)).await?) })
+    }
+
+    fn find_by_id(&self, id: &str) -> StoreFuture<'_, Option<TokenRecord>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            let row = self.0.call(move |c| tokens::find_by_id(c, &id)).await?;
+            row.map(token_record).transpose()
+        })
+    }
+
+    fn open_session(&self, session: &SessionRecord) -> StoreFuture<'_, ()> {
+        let row = sessions::SessionRow {
+            hash: session.hash.clone(),
+            token_id: session.token_id.clone(),
+            created_ms: session.created_ms,
+            last_seen_ms: session.last_seen_ms,
+        };
+        Box::pin(async move { Ok(self.0.call(move |c| sessions::insert(c, &row)).await?) })
+    }
+
+    fn session(&self, hash: &str) -> StoreFuture<'_, Option<SessionRecord>> {
+        let hash = hash.to_owned();
+        Box::pin(async move {
+            let row = self.0.call(move |c| sessions::find(c, &hash)).await?;
+            Ok(row.map(|r| SessionRecord {
+                hash: r.hash,
+                token_id: r.token_id,
+                created_ms: r.created_ms,
+                last_seen_ms: r.last_seen_ms,
+            }))
+        })
+    }
+
+    fn touch_session(&self, hash: &str, now_ms: u64) -> StoreFuture<'_, ()> {
+        let hash = hash.to_owned();
+        Box::pin(async move {
+            Ok(self
+                .0
+                .call(move |c| sessions::touch(c, &hash, now_ms))
+                .await?)
+        })
+    }
+
+    fn end_session(&self, hash: &str) -> StoreFuture<'_, bool> {
+        let hash = hash.to_owned();
+        Box::pin(async move { Ok(self.0.call(move |c| sessions::delete(c, &hash)).await?) })
+    }
+
+    fn purge_sessions(&self, idle_before_ms: u64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .call(move |c| sessions::purge_idle(c, idle_before_ms))
+                .await?)
+        })
     }
 }
 
@@ -249,5 +304,31 @@ mod tests {
         assert_eq!(stores.inbox.requeue_in_flight().await.unwrap(), 1);
         let depth = stores.inbox.depth().await.unwrap();
         assert_eq!((depth.pending, depth.processing), (2, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn console_sessions_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Duration::from_secs(5);
+        let token = issue_token("browser", Role::Security, 1).unwrap();
+        let session = SessionRecord {
+            hash: "h".into(),
+            token_id: token.record.id.clone(),
+            created_ms: 10,
+            last_seen_ms: 10,
+        };
+        {
+            let stores = open_stores(dir.path(), options).await.unwrap();
+            stores.tokens.insert(&token.record).await.unwrap();
+            stores.tokens.open_session(&session).await.unwrap();
+            stores.tokens.touch_session("h", 20).await.unwrap();
+        }
+        let stores = open_stores(dir.path(), options).await.unwrap();
+        let found = stores.tokens.session("h").await.unwrap().unwrap();
+        assert_eq!(found.last_seen_ms, 20);
+        let owner = stores.tokens.find_by_id(&found.token_id).await.unwrap();
+        assert_eq!(owner.unwrap().role, Role::Security);
+        assert_eq!(stores.tokens.purge_sessions(21).await.unwrap(), 1);
+        assert!(!stores.tokens.end_session("h").await.unwrap());
     }
 }

@@ -50,6 +50,32 @@ pub trait TokenStore: Send + Sync + 'static {
     fn list(&self) -> StoreFuture<'_, Vec<TokenRecord>>;
     /// Revokes a token; false when no active token has this id.
     fn revoke(&self, id: &str, now_ms: u64) -> StoreFuture<'_, bool>;
+    /// The token with this id, revoked or not.
+    fn find_by_id(&self, id: &str) -> StoreFuture<'_, Option<TokenRecord>>;
+    /// Stores a new console session opened under a token.
+    fn open_session(&self, session: &SessionRecord) -> StoreFuture<'_, ()>;
+    /// The console session with this hash.
+    fn session(&self, hash: &str) -> StoreFuture<'_, Option<SessionRecord>>;
+    /// Records a use of a console session.
+    fn touch_session(&self, hash: &str, now_ms: u64) -> StoreFuture<'_, ()>;
+    /// Ends a console session; false when none has this hash.
+    fn end_session(&self, hash: &str) -> StoreFuture<'_, bool>;
+    /// Removes the console sessions last used before `idle_before_ms`; returns how many.
+    fn purge_sessions(&self, idle_before_ms: u64) -> StoreFuture<'_, u64>;
+}
+
+/// A console session as stored: never the session secret, only its hash, with the API token it
+/// was opened with (its role is the session's role, and revoking the token ends the session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the session secret, hex.
+    pub hash: String,
+    /// Id of the API token the session was opened with.
+    pub token_id: String,
+    /// Opening time, Unix milliseconds.
+    pub created_ms: u64,
+    /// Last use, Unix milliseconds.
+    pub last_seen_ms: u64,
 }
 
 /// A verified webhook event on its way into the inbox.
@@ -328,14 +354,35 @@ pub trait ReviewStore: Send + Sync + 'static {
     ) -> StoreFuture<'_, FindingState>;
 }
 
-/// Tokens in memory (tests).
+/// Tokens and console sessions in memory (tests).
 #[derive(Debug, Default)]
-pub struct MemoryTokens(Mutex<Vec<TokenRecord>>);
+pub struct MemoryTokens(
+    Mutex<Vec<TokenRecord>>,
+    Mutex<HashMap<String, SessionRecord>>,
+);
 
 impl MemoryTokens {
     fn sync_insert(&self, record: &TokenRecord) -> Result<()> {
         lock(&self.0)?.push(record.clone());
         Ok(())
+    }
+
+    fn sync_find_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
+        Ok(lock(&self.0)?.iter().find(|r| r.id == id).cloned())
+    }
+
+    fn sync_touch_session(&self, hash: &str, now_ms: u64) -> Result<()> {
+        if let Some(s) = lock(&self.1)?.get_mut(hash) {
+            s.last_seen_ms = s.last_seen_ms.max(now_ms);
+        }
+        Ok(())
+    }
+
+    fn sync_purge_sessions(&self, idle_before_ms: u64) -> Result<u64> {
+        let mut sessions = lock(&self.1)?;
+        let before = sessions.len();
+        sessions.retain(|_, s| s.last_seen_ms >= idle_before_ms);
+        Ok((before - sessions.len()) as u64)
     }
 
     fn sync_find_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
@@ -370,6 +417,32 @@ impl TokenStore for MemoryTokens {
 
     fn revoke(&self, id: &str, now_ms: u64) -> StoreFuture<'_, bool> {
         ready(self.sync_revoke(id, now_ms))
+    }
+
+    fn find_by_id(&self, id: &str) -> StoreFuture<'_, Option<TokenRecord>> {
+        ready(self.sync_find_by_id(id))
+    }
+
+    fn open_session(&self, session: &SessionRecord) -> StoreFuture<'_, ()> {
+        ready(lock(&self.1).map(|mut m| {
+            m.insert(session.hash.clone(), session.clone());
+        }))
+    }
+
+    fn session(&self, hash: &str) -> StoreFuture<'_, Option<SessionRecord>> {
+        ready(lock(&self.1).map(|m| m.get(hash).cloned()))
+    }
+
+    fn touch_session(&self, hash: &str, now_ms: u64) -> StoreFuture<'_, ()> {
+        ready(self.sync_touch_session(hash, now_ms))
+    }
+
+    fn end_session(&self, hash: &str) -> StoreFuture<'_, bool> {
+        ready(lock(&self.1).map(|mut m| m.remove(hash).is_some()))
+    }
+
+    fn purge_sessions(&self, idle_before_ms: u64) -> StoreFuture<'_, u64> {
+        ready(self.sync_purge_sessions(idle_before_ms))
     }
 }
 

@@ -41,6 +41,7 @@ pub mod memory;
 pub mod migrate;
 pub mod ops;
 pub mod recall;
+pub mod sessions;
 pub mod snapshot;
 pub mod tokens;
 pub mod workflow;
@@ -62,6 +63,7 @@ pub fn migrations() -> Vec<Migration> {
         memory::MIGRATIONS,
         inbox::MIGRATIONS,
         tokens::MIGRATIONS,
+        sessions::MIGRATIONS,
     ];
     modules.iter().flat_map(|m| m.iter().copied()).collect()
 }

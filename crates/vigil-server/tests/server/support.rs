@@ -77,6 +77,7 @@ pub async fn service() -> Service {
 /// The response's status, headers' content type and body.
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
     pub content_type: String,
     pub body: Vec<u8>,
 }
@@ -98,6 +99,7 @@ impl Answer {
 pub async fn send(app: &Router, request: Request<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let content_type = response
         .headers()
         .get("content-type")
@@ -110,6 +112,7 @@ pub async fn send(app: &Router, request: Request<Body>) -> Answer {
         .to_vec();
     Answer {
         status,
+        headers,
         content_type,
         body,
     }
