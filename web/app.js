@@ -41,9 +41,11 @@ function words(s) {
   return String(s || '').replace(/_/g, ' ');
 }
 
-function when(ms) {
-  if (!ms) return '—';
-  return new Date(ms).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+function when(at) {
+  if (!at) return '—';
+  const date = new Date(at);
+  if (Number.isNaN(date.getTime())) return String(at);
+  return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 }
 
 function severityBadge(severity) {
@@ -410,11 +412,11 @@ function canTriage() {
 async function findingPage(id) {
   const view = await api('GET', `/api/v1/findings/${encodeURIComponent(id)}`);
   const f = view.finding;
-  const [text, history, precedents] = await Promise.all([
+  const [text, history] = await Promise.all([
     artifactText(view).catch(() => null),
     optional(`/api/v1/findings/${encodeURIComponent(id)}/history`).catch(() => null),
-    optional(`/api/v1/findings/${encodeURIComponent(id)}/precedents`).catch(() => null),
   ]);
+  const precedents = view.recall ? view.recall.precedents || [] : null;
 
   page(f.title,
     h('p', {}, h('a', { href: '#/findings' }, '← Findings')),
@@ -444,17 +446,19 @@ async function findingPage(id) {
         triagePanel(view),
         riskPanel(view),
         h('section', { class: 'panel' }, h('h2', {}, 'Framework mappings'), mappings(f)),
-        h('section', { class: 'panel' }, h('h2', {}, 'Precedents'), precedentsView(precedents)),
+        h('section', { class: 'panel' }, h('h2', {}, 'Memory and precedents'), recallView(view.recall), precedentsView(precedents)),
         h('section', { class: 'panel' }, h('h2', {}, 'History'), historyView(view, history)))));
 }
 
-/** The artifact's text, when the server offers it for this review. */
+/** The text of the artifact's latest version, when the server keeps artifact versions. */
 async function artifactText(view) {
-  // TODO(console-artifact-text): the artifact text comes from the artifact routes; until a
-  // server offers them, the evidence is shown as its quotes alone.
-  const found = await optional(`/api/v1/reviews/${encodeURIComponent(view.review_id)}/artifact`);
-  if (!found) return null;
-  return typeof found === 'string' ? found : found.text || found.content || null;
+  const artifact = encodeURIComponent(view.artifact);
+  const versions = await optional(`/api/v1/artifacts/${artifact}/versions`);
+  const list = versions && (Array.isArray(versions) ? versions : versions.versions || versions.items);
+  if (!list || !list.length) return null;
+  const latest = Math.max(...list.map((v) => v.version));
+  const found = await optional(`/api/v1/artifacts/${artifact}/versions/${latest}`);
+  return found && typeof found.text === 'string' ? found.text : null;
 }
 
 function evidenceView(evidence, text) {
@@ -462,26 +466,52 @@ function evidenceView(evidence, text) {
   const quotes = h('div', {}, evidence.map((e) => h('blockquote', { class: 'quote' },
     h('mark', { class: 'evidence' }, e.text),
     h('div', { class: 'muted mono' }, `${e.section ? `${e.section} · ` : ''}bytes ${e.start}–${e.end}`))));
-  if (!text) return quotes;
-  return [h('div', { class: 'artifact-text', tabindex: 0, role: 'region', 'aria-label': 'Artifact text with the evidence highlighted' },
-    highlight(text, evidence)), h('h3', {}, 'Quotes'), quotes];
+  const ranges = text ? evidenceRanges(text, evidence) : [];
+  if (!ranges.length) return quotes;
+  const view = h('div', { class: 'artifact-text', id: 'artifact-text', tabindex: 0, role: 'region', 'aria-label': 'Artifact text with the evidence highlighted' },
+    highlight(text, ranges));
+  requestAnimationFrame(() => {
+    const first = view.querySelector('mark');
+    if (first) view.scrollTop = Math.max(0, first.offsetTop - view.offsetTop - 60);
+  });
+  return [view, h('h3', {}, 'Quotes'), quotes];
 }
 
-/** The text with each evidence byte range wrapped in <mark>; offsets are bytes of UTF-8. */
-function highlight(text, evidence) {
+const squash = (s) => s.replace(/\s+/g, ' ').trim();
+
+/**
+ * Where each quote sits in the text, as [start, end) in string indices. The evidence's byte
+ * offsets (UTF-8, in the original file) are used when they hold the quote; otherwise the quote
+ * is looked for, so a text kept in another form still shows what can be found.
+ */
+function evidenceRanges(text, evidence) {
   const bytes = new TextEncoder().encode(text);
   const decoder = new TextDecoder();
-  const ranges = evidence.map((e) => [Math.max(0, e.start), Math.min(bytes.length, e.end)])
-    .filter(([s, e]) => e > s).sort((a, b) => a[0] - b[0]);
+  const ranges = [];
+  for (const e of evidence) {
+    const slice = e.end <= bytes.length && e.end > e.start ? decoder.decode(bytes.subarray(e.start, e.end)) : '';
+    if (slice && squash(slice) === squash(e.text)) {
+      const start = decoder.decode(bytes.subarray(0, e.start)).length;
+      ranges.push([start, start + slice.length]);
+      continue;
+    }
+    const at = text.indexOf(e.text);
+    if (at >= 0) ranges.push([at, at + e.text.length]);
+  }
+  return ranges.sort((a, b) => a[0] - b[0]);
+}
+
+/** The text with each range wrapped in <mark>. */
+function highlight(text, ranges) {
   const out = [];
   let at = 0;
   for (const [start, end] of ranges) {
     if (start < at) continue;
-    out.push(decoder.decode(bytes.subarray(at, start)));
-    out.push(h('mark', { class: 'evidence' }, decoder.decode(bytes.subarray(start, end))));
+    out.push(text.slice(at, start));
+    out.push(h('mark', { class: 'evidence' }, text.slice(start, end)));
     at = end;
   }
-  out.push(decoder.decode(bytes.subarray(at)));
+  out.push(text.slice(at));
   return out;
 }
 
@@ -517,24 +547,31 @@ function mappings(f) {
   return h('dl', { class: 'meta' }, rows.map(([name, ids]) => [h('dt', {}, name), h('dd', { class: 'chips' }, ids.map((id) => h('span', { class: 'chip' }, id)))]));
 }
 
-function precedentsView(precedents) {
-  const items = precedents && (Array.isArray(precedents) ? precedents : precedents.items || precedents.precedents);
-  if (!items) return emptyState('Precedents are not offered by this server.');
-  if (!items.length) return emptyState('No similar past decision.');
+function recallView(recall) {
+  if (!recall || !recall.disposition) return null;
+  return h('p', {}, 'Memory: ', statusBadge(recall.disposition), recall.reason ? ` ${recall.reason}` : '',
+    recall.decision_id ? h('span', { class: 'muted mono' }, ` (decision ${recall.decision_id})`) : null);
+}
+
+function precedentsView(items) {
+  if (!items) return emptyState('Memory was not consulted for this review.');
+  if (!items.length) return emptyState('No similar finding was mitigated before.');
   return h('ul', {}, items.map((p) => h('li', {},
-    h('strong', {}, words(p.kind || p.decision || 'decision')), ' ', p.rationale || p.title || p.text || '',
-    p.similarity !== undefined ? h('span', { class: 'muted' }, ` · similarity ${Number(p.similarity).toFixed(2)}`) : null)));
+    p.external_key ? h('strong', { class: 'mono' }, `${p.external_key} `) : null,
+    p.summary || p.rationale || '',
+    p.similarity !== undefined ? h('span', { class: 'muted' }, ` · similarity ${Number(p.similarity).toFixed(2)}`) : null,
+    p.rationale && p.summary ? h('div', { class: 'muted' }, p.rationale) : null)));
 }
 
 function historyView(view, history) {
   const entries = [];
   const items = history && (Array.isArray(history) ? history : history.items || history.events);
   for (const e of items || []) {
-    entries.push({ at: e.at_ms || e.created_ms || e.updated_ms, text: [e.change || e.kind || e.status || '', e.text || e.comment || ''].filter(Boolean).join(': '), who: e.author || e.actor });
+    const version = e.review_version ? `version ${e.review_version}: ` : '';
+    entries.push({ at: e.at, text: `${version}${words(e.event)}${e.detail ? ` — ${e.detail}` : ''}` });
   }
-  if (!items) {
-    for (const c of view.state.comments) entries.push({ at: c.at_ms, text: c.text, who: c.author });
-  }
+  for (const c of view.state.comments) entries.push({ at: c.at_ms, text: c.text, who: c.author });
+  entries.sort((a, b) => new Date(a.at) - new Date(b.at));
   if (!entries.length) return emptyState('No change since the finding was raised.');
   return h('ol', { class: 'timeline' }, entries.map((e) => h('li', {},
     h('div', { class: 'muted' }, `${when(e.at)}${e.who ? ` · ${e.who}` : ''}`), h('div', {}, e.text))));
@@ -571,17 +608,19 @@ function riskPanel(view) {
   const form = h('form', { class: 'panel', id: 'risk-form', 'aria-labelledby': 'risk-title' },
     h('h2', { id: 'risk-title' }, 'Accept the risk'),
     h('p', { class: 'muted' }, 'An exception with an owner and an end date; the finding returns when it expires.'),
+    input('r-owner', 'Owner', view.state.assignee || '', { required: true, disabled }),
     input('r-approver', 'Approver', '', { required: true, disabled }),
     input('r-expires', 'Expires on', inNinety, { type: 'date', required: true, disabled }),
     h('div', { class: 'field' }, h('label', { for: 'r-rationale' }, 'Rationale'), h('textarea', { id: 'r-rationale', required: true, disabled })),
     h('button', { type: 'submit', disabled }, 'Accept risk'));
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    const owner = form.querySelector('#r-owner').value.trim();
     const approver = form.querySelector('#r-approver').value.trim();
     const expires = form.querySelector('#r-expires').value;
     const rationale = form.querySelector('#r-rationale').value.trim();
     try {
-      await acceptRisk(view, approver, expires, rationale);
+      await acceptRisk(view, { owner, approver, expires, rationale });
       flash(`Risk accepted until ${expires}, approved by ${approver}.`);
       route();
     } catch (err) {
@@ -591,20 +630,23 @@ function riskPanel(view) {
   return form;
 }
 
-/** Records a risk acceptance as a decision, and sets the finding's status to match. */
-async function acceptRisk(view, approver, expires, rationale) {
+/**
+ * Records a risk acceptance in the decision register, which sets the finding's status; on a
+ * server without the register, the acceptance and its terms are recorded by triage instead.
+ */
+async function acceptRisk(view, terms) {
   const decision = {
     kind: 'risk_accepted', scope: 'finding', fingerprint: view.id, rule: view.rule,
-    artifact_id: view.artifact, approver, expires_on: expires, rationale,
+    owner: terms.owner, approver: terms.approver, expires_on: terms.expires, rationale: terms.rationale,
   };
-  let recorded = true;
+  let recorded = null;
   try {
-    await api('POST', '/api/v1/decisions', decision);
+    recorded = await api('POST', '/api/v1/decisions', decision);
   } catch (err) {
     if (err.status !== 404 && err.status !== 405) throw err;
-    recorded = false;
   }
-  const note = `Risk accepted until ${expires}, approved by ${approver}: ${rationale}`;
+  if (recorded && recorded.finding_state && recorded.finding_state.status === 'risk_accepted') return;
+  const note = `Risk accepted until ${terms.expires}, owned by ${terms.owner}, approved by ${terms.approver}: ${terms.rationale}`;
   await api('POST', `/api/v1/findings/${encodeURIComponent(view.id)}/triage`,
     { status: 'risk_accepted', comment: recorded ? note : `${note} (no decision register on this server)` });
 }
@@ -629,7 +671,11 @@ async function reviewPage(id) {
   const detail = await api('GET', `/api/v1/reviews/${encodeURIComponent(id)}`);
   const review = detail.review;
   const versions = await optional(`/api/v1/reviews/${encodeURIComponent(id)}/versions`).catch(() => null);
-  const diff = await optional(`/api/v1/reviews/${encodeURIComponent(id)}/diff`).catch(() => null);
+  const list = Array.isArray(versions) ? versions : null;
+  const index = list ? list.findIndex((v) => v.content_hash === review.content_hash) : -1;
+  const diff = list && index > 0
+    ? await optional(`/api/v1/reviews/${encodeURIComponent(id)}/diff${query({ from: list[index - 1].version, to: list[index].version })}`).catch(() => null)
+    : null;
   const dfdUrl = `/api/v1/reviews/${encodeURIComponent(id)}/dfd?format=svg`;
   const exports = ['sarif', 'csv', 'json'].map((fmt) => h('a', { class: 'button secondary', href: `/api/v1/reviews/${encodeURIComponent(id)}/export?format=${fmt}`, download: `vigil-${id}.${fmt === 'sarif' ? 'sarif' : fmt}` }, fmt.toUpperCase()));
   const findings = review.findings.slice().sort((a, b) => b.score.value - a.score.value);
@@ -659,8 +705,8 @@ async function reviewPage(id) {
           : emptyState('No finding in this review.'),
         review.attack_paths.length ? [h('h3', {}, 'Attack paths'), h('ol', {}, review.attack_paths.map((p) => h('li', {}, p.summary, h('span', { class: 'muted' }, ` · ${p.score.toFixed(1)}`))))] : null),
       h('div', {},
-        h('section', { class: 'panel' }, h('h2', {}, 'Versions'), versionsView(versions)),
-        h('section', { class: 'panel' }, h('h2', {}, 'Changes since the previous version'), diffView(diff)))));
+        h('section', { class: 'panel' }, h('h2', {}, 'Version timeline'), versionsView(list, index)),
+        h('section', { class: 'panel' }, h('h2', {}, 'Review diff'), diffView(diff, list && index === 0)))));
 }
 
 function dfdText(dfd) {
@@ -672,21 +718,25 @@ function dfdText(dfd) {
     h('ul', {}, (dfd.flows || []).map((f) => h('li', {}, `${names[f.from] || f.from} → ${names[f.to] || f.to}${f.data && f.data.length ? `: ${f.data.join(", ")}` : ''}`))));
 }
 
-function versionsView(versions) {
-  const items = versions && (Array.isArray(versions) ? versions : versions.items || versions.versions);
-  if (!items) return emptyState('Version history is not offered by this server.');
-  if (!items.length) return emptyState('One version so far.');
-  return h('ol', { class: 'timeline' }, items.map((v) => h('li', {},
-    h('div', {}, v.review_id || v.id ? h('a', { href: `#/reviews/${encodeURIComponent(v.review_id || v.id)}` }, `Version ${v.version || v.number || ''}`) : `Version ${v.version || ''}`),
-    h('div', { class: 'muted' }, when(v.created_ms || v.at_ms)))));
+function versionsView(items, current) {
+  if (!items) return emptyState('Version history is not kept by this server.');
+  if (!items.length) return emptyState('No version recorded.');
+  return h('ol', { class: 'timeline', id: 'versions' }, items.map((v, i) => h('li', { 'aria-current': i === current ? 'true' : null },
+    h('div', {}, v.review_id && i !== current ? h('a', { href: `#/reviews/${encodeURIComponent(v.review_id)}` }, `Version ${v.version}`)
+      : h('strong', {}, `Version ${v.version}${i === current ? ' (this review)' : ''}`)),
+    h('div', { class: 'muted' }, `${when(v.created_at)} · ${v.findings} findings`),
+    i > 0 ? h('div', { class: 'muted' }, `${v.new} new · ${v.changed} changed · ${v.gone} gone · ${v.unchanged} unchanged`) : null)));
 }
 
-function diffView(diff) {
-  if (!diff) return emptyState('No comparison is offered by this server.');
-  const groups = ['new', 'changed', 'gone', 'unchanged'].filter((k) => Array.isArray(diff[k]));
-  if (!groups.length) return emptyState('No comparison.');
-  return groups.map((k) => [h('h3', { class: `diff-${k}` }, `${words(k)} (${diff[k].length})`),
-    h('ul', {}, diff[k].map((x) => h('li', {}, typeof x === 'string' ? x : x.title || x.id)))]);
+function diffView(diff, first) {
+  if (first) return emptyState('This is the first version: nothing to compare with.');
+  if (!diff || !Array.isArray(diff.entries)) return emptyState('No comparison is available for this review.');
+  const changes = diff.entries.filter((e) => e.change !== 'unchanged');
+  if (!changes.length) return emptyState(`No finding changed from version ${diff.from} to ${diff.to}.`);
+  return [h('p', { class: 'muted' }, `Version ${diff.from} → ${diff.to}`),
+    h('table', { 'aria-label': 'Findings that changed' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Change'), h('th', { scope: 'col' }, 'Rule'), h('th', { scope: 'col' }, 'Detail'))),
+      h('tbody', {}, changes.map((e) => h('tr', {}, h('td', { class: `diff-${e.change}` }, words(e.change)), h('td', { class: 'mono' }, e.rule), h('td', {}, e.detail)))))];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -699,14 +749,16 @@ async function decisionsPage() {
   let body;
   if (items) {
     body = items.length ? h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Decisions' },
-      h('thead', {}, h('tr', {}, ['Kind', 'Scope', 'About', 'Rationale', 'Approver', 'Expires'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', {}, h('tr', {}, ['Kind', 'Scope', 'About', 'Rationale', 'Owner', 'Approver', 'Expires', 'State'].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, items.map((d) => {
-        const expired = d.expires_on && d.expires_on < today;
+        const expired = d.active === false || (d.expires_on && d.expires_on < today);
+        const about = d.fingerprint
+          ? h('a', { href: `#/findings/${encodeURIComponent(d.fingerprint)}`, class: 'mono' }, d.fingerprint)
+          : h('span', { class: 'mono' }, [d.rule, d.component].filter(Boolean).join(' on ') || '—');
         return h('tr', {},
-          h('td', {}, statusBadge(d.kind)), h('td', {}, words(d.scope)),
-          h('td', { class: 'mono' }, d.fingerprint || d.rule || d.component || d.artifact_id || '—'),
-          h('td', {}, d.rationale), h('td', {}, d.approver || '—'),
-          h('td', {}, d.expires_on ? `${d.expires_on}${expired ? ' (expired)' : ''}` : 'no end'));
+          h('td', {}, statusBadge(d.kind)), h('td', {}, words(d.scope)), h('td', {}, about),
+          h('td', {}, d.rationale), h('td', {}, d.owner || '—'), h('td', {}, d.approver || '—'),
+          h('td', {}, d.expires_on || 'no end'), h('td', {}, expired ? 'expired' : 'active'));
       }))))
       : emptyState('No decision recorded yet. Accept a risk or mark a false positive from a finding.');
   } else {
@@ -728,39 +780,64 @@ async function decisionsPage() {
 
 async function dashboardPage() {
   const server = await optional('/api/v1/dashboard');
-  const all = await api('GET', '/api/v1/findings?limit=500');
-  const open = all.items.filter((f) => ['open', 'confirmed', 'in_progress'].includes(f.state.status));
-  const bySeverity = Object.fromEntries(SEVERITIES.map((s) => [s, open.filter((f) => f.severity === s).length]));
-  const teams = {};
-  for (const f of open) {
-    const t = f.team || 'unassigned';
-    teams[t] = teams[t] || Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
-    teams[t][f.severity] += 1;
-  }
-  const kpi = (label, value, note) => h('div', { class: 'panel' }, h('div', { class: 'kpi' }, value), h('div', { class: 'kpi-label' }, label), note ? h('div', { class: 'muted' }, note) : null);
-  const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(Number(x) * (Number(x) <= 1 ? 100 : 1))}%`);
+  const local = server ? null : await localFigures();
+  const open = server ? server.open_by_severity : local.open;
+  const teams = server ? server.teams : local.teams;
+  const kpi = (label, value, note) => h('div', { class: 'panel' }, h('div', { class: 'kpi' }, value), h('div', { class: 'kpi-label' }, label),
+    note ? h('div', { class: 'muted' }, note) : null);
   const days = (x) => (x === null || x === undefined ? '—' : `${Number(x).toFixed(1)} d`);
 
   page('Dashboard',
-    h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Dashboard'), h('p', { class: 'muted' }, `Open findings across ${Object.keys(teams).length} teams`))),
+    h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Dashboard'),
+      h('p', { class: 'muted' }, server ? `${server.reviewed} of ${server.artifacts} planned artifacts reviewed` : 'Figures from the findings alone'))),
     h('div', { class: 'grid', role: 'list', 'aria-label': 'Open findings by severity' },
-      SEVERITIES.map((s) => h('div', { class: 'panel', role: 'listitem' }, severityBadge(s), h('div', { class: 'kpi' }, bySeverity[s]), h('div', { class: 'kpi-label' }, `open ${s}`)))),
-    server ? h('div', { class: 'grid' },
-      kpi('Coverage: share of planned work reviewed', pct(server.coverage && (server.coverage.ratio ?? server.coverage.share ?? server.coverage))),
-      kpi('SLA breaches', server.sla_breaches && (server.sla_breaches.total ?? server.sla_breaches.length ?? server.sla_breaches)),
-      kpi('Mean time to mitigation', days(server.mean_time_to_mitigation_days ?? (server.mttm && server.mttm.days))))
+      SEVERITIES.map((s) => h('div', { class: 'panel', role: 'listitem' },
+        h('a', { href: `#/findings${query({ severity: s, status: 'open' })}`, 'aria-label': `${open[s] || 0} open ${s} findings` }, severityBadge(s)),
+        h('div', { class: 'kpi' }, open[s] || 0), h('div', { class: 'kpi-label' }, `open ${s}`)))),
+    server ? h('div', { class: 'grid', id: 'kpis' },
+      kpi('Coverage: share of planned work reviewed', `${Math.round(server.coverage * 100)}%`, `${server.reviewed} of ${server.artifacts} artifacts`),
+      kpi('SLA breaches', server.sla_breaches, SEVERITIES.filter((s) => server.sla_breaches_by_severity[s]).map((s) => `${server.sla_breaches_by_severity[s]} ${s}`).join(' · ') || 'none'),
+      kpi('Mitigated', server.mitigated),
+      kpi('Mean time to mitigation', days(server.mean_days_to_mitigation)))
       : h('div', { class: 'panel muted' }, 'Coverage, SLA breaches and mean time to mitigation come from the server\'s dashboard, which this server does not offer.'),
-    h('section', { class: 'panel', 'aria-labelledby': 'teams-title' }, h('h2', { id: 'teams-title' }, 'Open findings by team'),
-      Object.keys(teams).length ? h('table', { 'aria-label': 'Open findings by team and severity' },
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Team'), SEVERITIES.map((s) => h('th', { scope: 'col', class: 'num' }, s)))),
-        h('tbody', {}, Object.entries(teams).sort().map(([t, counts]) => h('tr', {},
-          h('td', {}, h('a', { href: `#/findings${query({ team: t === 'unassigned' ? '' : t })}` }, t)),
-          SEVERITIES.map((s) => h('td', { class: 'num' }, counts[s]))))))
-        : emptyState('No open finding. Submit an artifact to see its risks here.')),
-    server && Array.isArray(server.over_time) && server.over_time.length ? h('section', { class: 'panel' }, h('h2', {}, 'Over time'),
-      h('table', {}, h('thead', {}, h('tr', {}, Object.keys(server.over_time[0]).map((k) => h('th', { scope: 'col' }, words(k))))),
-        h('tbody', {}, server.over_time.map((row) => h('tr', {}, Object.values(row).map((v) => h('td', {}, typeof v === 'object' ? JSON.stringify(v) : v)))))))
-      : null);
+    h('section', { class: 'panel', 'aria-labelledby': 'teams-title' }, h('h2', { id: 'teams-title' }, 'By team'),
+      teams.length ? h('table', { 'aria-label': 'Figures by team' },
+        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Team'), h('th', { scope: 'col', class: 'num' }, 'Open'),
+          h('th', { scope: 'col', class: 'num' }, 'SLA breaches'), h('th', { scope: 'col', class: 'num' }, 'Mitigated'),
+          h('th', { scope: 'col', class: 'num' }, 'Mean time to mitigation'))),
+        h('tbody', {}, teams.map((t) => h('tr', {},
+          h('td', {}, h('a', { href: `#/findings${query({ team: t.team === 'unassigned' ? '' : t.team })}` }, t.team)),
+          h('td', { class: 'num' }, t.open), h('td', { class: 'num' }, t.sla_breaches ?? '—'),
+          h('td', { class: 'num' }, t.mitigated ?? '—'), h('td', { class: 'num' }, days(t.mean_days_to_mitigation))))))
+        : emptyState('No finding yet. Submit an artifact to see its risks here.')),
+    server && server.weeks && server.weeks.length ? h('section', { class: 'panel', 'aria-labelledby': 'weeks-title' },
+      h('h2', { id: 'weeks-title' }, 'Over time'), weeksView(server.weeks)) : null);
+}
+
+/** Open findings by severity and team, counted from the findings list. */
+async function localFigures() {
+  const all = await api('GET', '/api/v1/findings?limit=500');
+  const open = {};
+  const teams = {};
+  for (const f of all.items) {
+    if (!['open', 'confirmed', 'in_progress'].includes(f.state.status)) continue;
+    open[f.severity] = (open[f.severity] || 0) + 1;
+    const team = f.team || 'unassigned';
+    teams[team] = teams[team] || { team, open: 0 };
+    teams[team].open += 1;
+  }
+  return { open, teams: Object.values(teams).sort((a, b) => a.team.localeCompare(b.team)) };
+}
+
+function weeksView(weeks) {
+  const max = Math.max(1, ...weeks.map((w) => Math.max(w.raised, w.mitigated)));
+  return h('table', { 'aria-label': 'Findings raised and mitigated per week' },
+    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Week of'), h('th', { scope: 'col', class: 'num' }, 'Raised'), h('th', { scope: 'col' }, ''),
+      h('th', { scope: 'col', class: 'num' }, 'Mitigated'), h('th', { scope: 'col' }, ''))),
+    h('tbody', {}, weeks.map((w) => h('tr', {},
+      h('td', {}, new Date(w.week_start_ms).toLocaleDateString(undefined, { dateStyle: 'medium' })),
+      h('td', { class: 'num' }, w.raised), h('td', {}, h('div', { class: 'bar', 'aria-hidden': 'true' }, barSpan(w.raised / max))),
+      h('td', { class: 'num' }, w.mitigated), h('td', {}, h('div', { class: 'bar', 'aria-hidden': 'true' }, barSpan(w.mitigated / max)))))));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -190,6 +190,16 @@ async function main() {
       assert(decodeURIComponent(await page.evaluate(() => location.hash)).includes(expected), 'opened the current row');
       const marks = await page.locator('mark.evidence').count();
       assert(marks > 0, 'evidence highlighted');
+      // Where the server keeps artifact versions, the evidence is marked inside the artifact text.
+      const view = await apiCall(server, 'GET', `/api/v1/findings/${encodeURIComponent(expected)}`);
+      const versions = await fetch(`${server.base}/api/v1/artifacts/${encodeURIComponent(view.artifact)}/versions`,
+        { headers: { Authorization: `Bearer ${server.token}` } });
+      if (versions.ok) {
+        const inText = await page.locator('#artifact-text mark.evidence').count();
+        assert(inText > 0, 'evidence highlighted in the artifact text');
+        const marked = await page.locator('#artifact-text mark.evidence').first().innerText();
+        assert(view.finding.evidence.some((e) => e.text.replace(/\s+/g, ' ').trim() === marked.replace(/\s+/g, ' ').trim()), `marked ${marked}`);
+      }
       assert((await text('#score-title')).startsWith('Score'), 'score shown');
       assert((await page.locator('.factors').count()) === 3, 'three factor groups');
       await snap('finding-detail');
@@ -212,6 +222,7 @@ async function main() {
 
     await step('accept_a_risk_with_expiry_and_approver', async () => {
       const id = decodeURIComponent((await page.evaluate(() => location.hash)).split('/').pop());
+      await page.getByLabel('Owner').fill('payments-team');
       await page.getByLabel('Approver').fill('CISO Jane Doe');
       await page.getByLabel('Expires on').fill('2027-03-31');
       await page.getByLabel('Rationale').fill('Compensating WAF rule until the Q1 redesign.');
@@ -242,7 +253,7 @@ async function main() {
       await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
       const open = await page.locator('[aria-label="Open findings by severity"] .kpi').allInnerTexts();
       assert(open.length === 5 && open.some((n) => Number(n) > 0), open.join());
-      await page.locator('[aria-label="Open findings by team and severity"]').waitFor();
+      await page.getByRole('heading', { name: 'By team' }).waitFor();
       await snap('dashboard');
     });
 
