@@ -348,8 +348,18 @@ pub async fn review_dfd(
             )))
         }
     };
-    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
+    // Artifact text is drawn into the diagram: opened directly in a browser, the SVG may style
+    // itself but never run script or load anything.
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_SECURITY_POLICY, DIAGRAM_CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    Ok((headers, text).into_response())
 }
+
+/// The policy a diagram is served with: its own inline styles, nothing else.
+const DIAGRAM_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
 /// Format of an export.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -140,6 +140,22 @@ async fn state_changes_by_cookie_need_the_csrf_token() {
     )
     .await;
     assert_eq!(triaged.status, StatusCode::OK, "{}", triaged.text());
+    let review = findings["items"][0]["review_id"].as_str().unwrap();
+    let dfd = send(
+        &s.app,
+        with_cookie(
+            "GET",
+            &format!("/api/v1/reviews/{review}/dfd"),
+            &cookie,
+            None,
+            "text/plain",
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(dfd.content_type, "image/svg+xml");
+    let csp = dfd.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
 
     let (dev_cookie, dev_csrf) = session(&s, "developer").await;
     let denied = send(
