@@ -790,7 +790,7 @@ async function dashboardPage() {
   page('Dashboard',
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Dashboard'),
       h('p', { class: 'muted' }, server ? `${server.reviewed} of ${server.artifacts} planned artifacts reviewed` : 'Figures from the findings alone'))),
-    h('div', { class: 'grid', role: 'list', 'aria-label': 'Open findings by severity' },
+    h('div', { class: 'grid sev-grid', role: 'list', 'aria-label': 'Open findings by severity' },
       SEVERITIES.map((s) => h('div', { class: 'panel', role: 'listitem' },
         h('a', { href: `#/findings${query({ severity: s, status: 'open' })}`, 'aria-label': `${open[s] || 0} open ${s} findings` }, severityBadge(s)),
         h('div', { class: 'kpi' }, open[s] || 0), h('div', { class: 'kpi-label' }, `open ${s}`)))),

@@ -104,6 +104,7 @@ async function main() {
 
     browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-gpu'] });
     const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+    context.setDefaultTimeout(10000);
     const page = await context.newPage();
     const consoleErrors = [];
     // Script errors fail the run; so do server errors. A 404 from a route the server does not
