@@ -1,5 +1,5 @@
 //! Integration tests of the service through its router: access control over every route, the
-//! webhook inbox, and API v1. Stores are the in-memory ones; the SQLite store has its own tests.
+//! webhook inbox, and API v1. Stores are the SQLite ones, on disk in a temporary folder.
 
 mod api;
 mod hooks;

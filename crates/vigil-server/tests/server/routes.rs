@@ -14,6 +14,7 @@ fn concrete(path: &str) -> String {
     path.replace("{tool}", "github")
         .replace("{connector}", "gh")
         .replace("{id}", "1")
+        .replace("{version}", "1")
 }
 
 #[tokio::test]
