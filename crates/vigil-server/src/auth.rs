@@ -152,6 +152,47 @@ pub const ROUTES: &[RouteAccess] = &[
         "/api/v1/findings/{id}/triage",
         Access::Roles(TRIAGERS),
     ),
+    route(
+        Method::GET,
+        "/api/v1/findings/{id}/history",
+        Access::Roles(READERS),
+    ),
+    route(Method::GET, "/api/v1/artifacts", Access::Roles(READERS)),
+    route(
+        Method::GET,
+        "/api/v1/artifacts/{id}",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/artifacts/{id}/versions",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/artifacts/{id}/versions/{version}",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/reviews/{id}/versions",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/reviews/{id}/diff",
+        Access::Roles(READERS),
+    ),
+    route(Method::GET, "/api/v1/decisions", Access::Roles(READERS)),
+    route(Method::POST, "/api/v1/decisions", Access::Roles(TRIAGERS)),
+    route(
+        Method::GET,
+        "/api/v1/decisions/{id}",
+        Access::Roles(READERS),
+    ),
+    route(Method::GET, "/api/v1/search", Access::Roles(READERS)),
+    route(Method::POST, "/api/v1/guidance", Access::Roles(READERS)),
+    route(Method::GET, "/api/v1/dashboard", Access::Roles(READERS)),
     route(Method::GET, "/api/v1/inbox", Access::Roles(OPERATORS)),
     route(
         Method::POST,

@@ -12,6 +12,7 @@ mod csv;
 pub mod error;
 pub mod hooks;
 pub mod intake;
+pub mod knowledge;
 pub mod loadgen;
 pub mod metrics;
 pub mod openapi;

@@ -1,5 +1,6 @@
 //! Integration tests of the service through its router: access control over every route, the
-//! webhook inbox, API v1 and the console's login and files. Stores are the in-memory ones; the SQLite store has its own tests.
+//! webhook inbox, API v1 and the console's login and files. Stores are the SQLite ones, on disk
+//! in a temporary folder.
 
 mod api;
 mod console;

@@ -15,6 +15,7 @@ fn concrete(path: &str) -> String {
     path.replace("{tool}", "github")
         .replace("{connector}", "gh")
         .replace("{id}", "1")
+        .replace("{version}", "1")
         .replace("{file}", "app.js")
 }
 
