@@ -91,6 +91,7 @@ async function apiCall(server, method, route, body, contentType) {
 
 async function main() {
   fs.mkdirSync(outDir, { recursive: true });
+  for (const old of fs.readdirSync(outDir).filter((f) => f.endsWith('.png'))) fs.rmSync(path.join(outDir, old));
   const server = await startServer();
   const results = [];
   let browser;
@@ -234,6 +235,12 @@ async function main() {
       await page.goto(`${server.base}/#/decisions`);
       await page.getByText('2027-03-31').first().waitFor();
       await page.getByText('CISO Jane Doe').first().waitFor();
+      const register = await fetch(`${server.base}/api/v1/decisions`, { headers: { Authorization: `Bearer ${server.token}` } });
+      if (register.ok) {
+        const row = page.locator('tr', { hasText: 'CISO Jane Doe' });
+        assert((await row.innerText()).includes('active'), await row.innerText());
+        assert((await row.locator('a').getAttribute('href')).includes(encodeURIComponent(id)), 'links to the finding');
+      }
       await snap('decisions');
     });
 
@@ -255,6 +262,12 @@ async function main() {
       const open = await page.locator('[aria-label="Open findings by severity"] .kpi').allInnerTexts();
       assert(open.length === 5 && open.some((n) => Number(n) > 0), open.join());
       await page.getByRole('heading', { name: 'By team' }).waitFor();
+      const dashboard = await fetch(`${server.base}/api/v1/dashboard`, { headers: { Authorization: `Bearer ${server.token}` } });
+      if (dashboard.ok) {
+        const figures = await dashboard.json();
+        const kpis = await page.locator('#kpis').innerText();
+        assert(kpis.includes(`${Math.round(figures.coverage * 100)}%`) && kpis.includes('Mean time to mitigation'), kpis);
+      }
       await snap('dashboard');
     });
 
