@@ -734,9 +734,9 @@ function diffView(diff, first) {
   const changes = diff.entries.filter((e) => e.change !== 'unchanged');
   if (!changes.length) return emptyState(`No finding changed from version ${diff.from} to ${diff.to}.`);
   return [h('p', { class: 'muted' }, `Version ${diff.from} → ${diff.to}`),
-    h('table', { 'aria-label': 'Findings that changed' },
+    h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Findings that changed' },
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Change'), h('th', { scope: 'col' }, 'Rule'), h('th', { scope: 'col' }, 'Detail'))),
-      h('tbody', {}, changes.map((e) => h('tr', {}, h('td', { class: `diff-${e.change}` }, words(e.change)), h('td', { class: 'mono' }, e.rule), h('td', {}, e.detail)))))];
+      h('tbody', {}, changes.map((e) => h('tr', {}, h('td', { class: `diff-${e.change}` }, words(e.change)), h('td', { class: 'mono' }, e.rule), h('td', {}, e.detail))))))];
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -101,6 +101,10 @@ async function main() {
       const body = fs.readFileSync(path.join(repo, file));
       await apiCall(server, 'POST', '/api/v1/artifacts', body, 'text/plain');
     }
+    // A second version of one design, so an artifact has a timeline and a review diff.
+    const changed = fs.readFileSync(path.join(repo, ARTIFACTS[0]), 'utf8').replace('HMAC', 'a shared password');
+    const second = await apiCall(server, 'POST', '/api/v1/artifacts', changed, 'text/plain');
+    const secondReview = second.reviews[0].id;
     const security = await apiCall(server, 'POST', '/api/v1/tokens', JSON.stringify({ name: 'e2e reader', role: 'auditor' }));
 
     browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-gpu'] });
@@ -253,6 +257,23 @@ async function main() {
       const src = await img.getAttribute('src');
       assert(/\/api\/v1\/reviews\/[^/]+\/dfd\?format=svg$/.test(src), src);
       await snap('artifact-dfd');
+    });
+
+    await step('see_an_artifacts_version_timeline_and_review_diff', async () => {
+      const versions = await fetch(`${server.base}/api/v1/reviews/${secondReview}/versions`, { headers: { Authorization: `Bearer ${server.token}` } });
+      await page.goto(`${server.base}/#/reviews/${secondReview}`);
+      await page.locator('img#dfd').waitFor();
+      if (!versions.ok) return;
+      const list = await versions.json();
+      const latest = list[list.length - 1].version;
+      await page.locator('#versions li').nth(list.length - 1).waitFor();
+      assert((await page.locator('#versions li').count()) === list.length, `${list.length} versions`);
+      const current = await page.locator('#versions li[aria-current="true"]').innerText();
+      assert(current.includes(`Version ${latest} (this review)`), current);
+      const diff = page.getByRole('heading', { name: 'Review diff' }).locator('..');
+      await diff.getByText(`Version ${latest - 1} → ${latest}`).or(diff.getByText(`from version ${latest - 1} to ${latest}`)).first().waitFor();
+      await diff.scrollIntoViewIfNeeded();
+      await snap('artifact-versions-diff');
     });
 
     await step('see_the_dashboard', async () => {
