@@ -81,7 +81,10 @@ fn numbers(value: serde_json::Value) -> serde_json::Value {
         serde_json::Value::Object(map) => serde_json::Value::Object(
             map.into_iter()
                 .map(|(k, v)| match (&*k, &v) {
-                    ("offset" | "limit", serde_json::Value::String(s)) => {
+                    (
+                        "offset" | "limit" | "from" | "to" | "weeks",
+                        serde_json::Value::String(s),
+                    ) => {
                         let n = s.parse::<u64>().map_or(v.clone(), serde_json::Value::from);
                         (k, n)
                     }
