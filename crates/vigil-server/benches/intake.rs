@@ -199,6 +199,7 @@ async fn findings_list(engine: Arc<Engine>) {
         "/api/v1/findings?framework=CWE-319&offset=5000&limit=50",
     ];
     let mut times = Vec::new();
+    let mut slowest = vec![0.0f64; queries.len()];
     for i in 0..100 {
         let uri = queries[i % queries.len()];
         let request = Request::get(uri)
@@ -208,7 +209,12 @@ async fn findings_list(engine: Arc<Engine>) {
         let started = Instant::now();
         let response = app.clone().oneshot(request).await.expect("response");
         let _ = axum::body::to_bytes(response.into_body(), usize::MAX).await;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        times.push(ms);
+        slowest[i % queries.len()] = slowest[i % queries.len()].max(ms);
+    }
+    for (uri, ms) in queries.iter().zip(&slowest) {
+        println!("  slowest {ms:.1} ms: {uri}");
     }
     times.sort_by(f64::total_cmp);
     let p = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
