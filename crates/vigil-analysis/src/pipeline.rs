@@ -80,6 +80,11 @@ impl Engine {
         &self.catalog
     }
 
+    /// The input limits normalization is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Normalizes `bytes` (read from `origin`) and analyses every artifact they hold.
     pub fn analyze_bytes(&self, origin: &str, bytes: &[u8]) -> Result<Vec<Review>> {
         let artifacts = normalize::normalize(origin, bytes, &self.limits)?;

@@ -14,8 +14,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use vigil_analysis::report::{mermaid, sarif, svg};
 use vigil_core::{Finding, Review};
+use vigil_store::recall::FindingRecall;
 
-use crate::app::{now_ms, review_id, AppState};
+use crate::app::{analyse, now_ms, review_id, AppState};
 use crate::auth::{issue_token, Caller, Role};
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::{
@@ -69,7 +70,7 @@ pub type QueryParams = std::result::Result<Query<serde_json::Value>, QueryReject
 
 /// Query parameters as a typed struct, with malformed ones answered in the service's JSON error
 /// form.
-fn query<T: serde::de::DeserializeOwned>(raw: QueryParams) -> Result<T> {
+pub fn query<T: serde::de::DeserializeOwned>(raw: QueryParams) -> Result<T> {
     let value = raw.map_err(|e| Error::BadRequest(e.body_text()))?.0;
     serde_json::from_value(numbers(value)).map_err(|e| Error::BadRequest(e.to_string()))
 }
@@ -80,7 +81,10 @@ fn numbers(value: serde_json::Value) -> serde_json::Value {
         serde_json::Value::Object(map) => serde_json::Value::Object(
             map.into_iter()
                 .map(|(k, v)| match (&*k, &v) {
-                    ("offset" | "limit", serde_json::Value::String(s)) => {
+                    (
+                        "offset" | "limit" | "from" | "to" | "weeks",
+                        serde_json::Value::String(s),
+                    ) => {
                         let n = s.parse::<u64>().map_or(v.clone(), serde_json::Value::from);
                         (k, n)
                     }
@@ -213,18 +217,20 @@ pub async fn submit_artifact(
 
     let engine = state.engine.clone();
     let started = std::time::Instant::now();
-    let analysed = blocking(move || Ok(engine.analyze_bytes("api", &bytes)?)).await;
+    let analysed = blocking(move || analyse(&engine, "api", &bytes)).await;
     state.metrics.analysis(started.elapsed(), analysed.is_ok());
     let mut stored = Vec::new();
-    for review in analysed? {
+    for (artifact, review) in analysed? {
         let entry = StoredReview {
             id: review_id(&review),
             source: "api".to_owned(),
             created_ms: now_ms(),
             review,
         };
-        state.reviews.put_review(entry.clone()).await?;
-        stored.push(entry);
+        let id = entry.id.clone();
+        state.reviews.put_analysis(entry, artifact).await?;
+        // The stored review carries what memory changed (feedback on scores).
+        stored.push(load_review(&state, id).await?);
     }
 
     let reviews = stored.iter().map(ReviewSummary::of).collect();
@@ -284,7 +290,7 @@ pub struct ReviewDetail {
     pub review: Review,
 }
 
-async fn load_review(state: &Arc<AppState>, id: String) -> Result<StoredReview> {
+pub(crate) async fn load_review(state: &Arc<AppState>, id: String) -> Result<StoredReview> {
     state
         .reviews
         .review(&id)
@@ -348,8 +354,18 @@ pub async fn review_dfd(
             )))
         }
     };
-    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
+    // Artifact text is drawn into the diagram: opened directly in a browser, the SVG may style
+    // itself but never run script or load anything.
+    let headers = [
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_SECURITY_POLICY, DIAGRAM_CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    Ok((headers, text).into_response())
 }
+
+/// The policy a diagram is served with: its own inline styles, nothing else.
+const DIAGRAM_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:";
 
 /// Format of an export.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -401,6 +417,7 @@ fn record_of(stored: &StoredReview, finding: &Finding) -> FindingRecord {
         team: stored.review.meta.team.clone(),
         finding: finding.clone(),
         state: FindingState::default(),
+        recall: None,
     }
 }
 
@@ -521,6 +538,13 @@ pub struct FindingView {
     /// The finding in full: rationale, mitigations, mappings, score factors, evidence.
     #[schema(value_type = Object)]
     pub finding: Finding,
+    /// What memory said when the review was recorded: `disposition` (open, accepted,
+    /// false_positive, reopened, controlled), the `decision_id` that set it, `reason`, and
+    /// `precedents` (past mitigations of similar findings: decision_id, external_key,
+    /// rationale, link, similarity, summary). Absent when memory was not consulted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub recall: Option<FindingRecall>,
 }
 
 impl From<FindingRecord> for FindingView {
@@ -539,6 +563,7 @@ impl From<FindingRecord> for FindingView {
             score: r.finding.score.value,
             state: r.state,
             finding: r.finding,
+            recall: r.recall,
         }
     }
 }

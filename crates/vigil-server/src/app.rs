@@ -19,14 +19,15 @@ use tokio::sync::{watch, Notify};
 
 use vigil_analysis::Engine;
 use vigil_connectors::ConnectorConfig;
-use vigil_core::Review;
+use vigil_core::{Artifact, Review};
 
 use crate::config::ServerConfig;
+use crate::console::{self, ClientAddr, LoginLimiter};
 use crate::error::{Error, Result};
 use crate::intake::Intake;
 use crate::metrics::Metrics;
 use crate::store::{InboxStore, ReviewStore, TokenStore};
-use crate::{api, auth, hooks, tls, worker};
+use crate::{api, auth, hooks, knowledge, tls, worker};
 
 /// Everything a request handler or worker needs.
 pub struct AppState {
@@ -50,6 +51,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Wakes idle workers when an event arrives.
     pub wake: Notify,
+    /// Failed console logins per client address.
+    pub logins: LoginLimiter,
 }
 
 impl std::fmt::Debug for AppState {
@@ -83,7 +86,6 @@ impl AppState {
         config.check()?;
         let intake = Intake::start(stores.inbox.clone());
         Ok(Arc::new(AppState {
-            config,
             connectors,
             engine,
             tokens: stores.tokens,
@@ -93,6 +95,8 @@ impl AppState {
             metrics: Metrics::default(),
             ready: AtomicBool::new(false),
             wake: Notify::new(),
+            logins: LoginLimiter::new(config.login_failures_per_minute),
+            config,
         }))
     }
 
@@ -112,19 +116,56 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/", get(console::index))
+        .route("/assets/{file}", get(console::asset))
+        .route(
+            "/api/v1/session",
+            post(console::login)
+                .get(console::current)
+                .delete(console::logout),
+        )
         .route("/metrics", get(api::metrics))
         .route("/hooks/{tool}/{connector}", post(hooks::receive))
         .route("/api/openapi.json", get(crate::openapi::document))
         .route("/api/docs", get(crate::openapi::reference_page))
-        .route("/api/v1/artifacts", post(api::submit_artifact))
+        .route(
+            "/api/v1/artifacts",
+            post(api::submit_artifact).get(knowledge::list_artifacts),
+        )
+        .route("/api/v1/artifacts/{id}", get(knowledge::get_artifact))
+        .route(
+            "/api/v1/artifacts/{id}/versions",
+            get(knowledge::artifact_versions),
+        )
+        .route(
+            "/api/v1/artifacts/{id}/versions/{version}",
+            get(knowledge::artifact_version),
+        )
         .route("/api/v1/reviews", get(api::list_reviews))
         .route("/api/v1/reviews/{id}", get(api::get_review))
         .route("/api/v1/reviews/{id}/dfd", get(api::review_dfd))
         .route("/api/v1/reviews/{id}/export", get(api::export_review))
+        .route(
+            "/api/v1/reviews/{id}/versions",
+            get(knowledge::review_versions),
+        )
+        .route("/api/v1/reviews/{id}/diff", get(knowledge::review_diff))
         .route("/api/v1/findings", get(api::list_findings))
         .route("/api/v1/findings/export", get(api::export_findings))
         .route("/api/v1/findings/{id}", get(api::get_finding))
         .route("/api/v1/findings/{id}/triage", post(api::triage_finding))
+        .route(
+            "/api/v1/findings/{id}/history",
+            get(knowledge::finding_history),
+        )
+        .route(
+            "/api/v1/decisions",
+            get(knowledge::list_decisions).post(knowledge::create_decision),
+        )
+        .route("/api/v1/decisions/{id}", get(knowledge::get_decision))
+        .route("/api/v1/search", get(knowledge::search))
+        .route("/api/v1/guidance", post(knowledge::guidance))
+        .route("/api/v1/dashboard", get(knowledge::dashboard))
         .route("/api/v1/inbox", get(api::inbox))
         .route("/api/v1/inbox/{id}/retry", post(api::retry_event))
         .route(
@@ -190,11 +231,13 @@ pub async fn serve(
     let served = match tls {
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, tls)?;
+            let app = app.into_make_service_with_connect_info::<ClientAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
         }
         None => {
+            let app = app.into_make_service_with_connect_info::<ClientAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
@@ -247,6 +290,19 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Normalizes `bytes` (from `origin`) and analyses every artifact they hold, keeping each
+/// artifact with its review (the artifact's text goes to memory).
+pub fn analyse(engine: &Engine, origin: &str, bytes: &[u8]) -> Result<Vec<(Artifact, Review)>> {
+    let artifacts = vigil_analysis::normalize::normalize(origin, bytes, engine.limits())?;
+    Ok(artifacts
+        .into_iter()
+        .map(|a| {
+            let review = engine.analyze_artifact(&a);
+            (a, review)
+        })
+        .collect())
 }
 
 /// A review's id: the first 16 hex digits of SHA-256 over the artifact id and content hash, so

@@ -1,7 +1,8 @@
-//! Who may call what: bearer API tokens (random, shown once, stored as their SHA-256), the five
-//! roles, and the route table that says which roles each route admits. The table is the single
-//! source of authorization: a route missing from it answers 403 to everyone, so a new route is
-//! closed until someone decides who may use it.
+//! Who may call what: bearer API tokens (random, shown once, stored as their SHA-256) or a
+//! console session opened with one (see `console.rs`), the five roles, and the route table that
+//! says which roles each route admits. The table is the single source of authorization: a route
+//! missing from it answers 403 to everyone, so a new route is closed until someone decides who
+//! may use it.
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
@@ -74,6 +75,10 @@ pub enum Access {
     Public,
     /// Verified by the sender's webhook signature, not by a token.
     Signed,
+    /// The console's login: anyone may try, the body carries the token, failures are limited.
+    Login,
+    /// The console's static files (page, script, styles): no data, no credentials needed.
+    Console,
     /// A bearer token of one of these roles.
     Roles(&'static [Role]),
 }
@@ -113,6 +118,11 @@ const fn route(method: Method, path: &'static str, access: Access) -> RouteAcces
 pub const ROUTES: &[RouteAccess] = &[
     route(Method::GET, "/healthz", Access::Public),
     route(Method::GET, "/readyz", Access::Public),
+    route(Method::GET, "/", Access::Console),
+    route(Method::GET, "/assets/{file}", Access::Console),
+    route(Method::POST, "/api/v1/session", Access::Login),
+    route(Method::GET, "/api/v1/session", Access::Roles(EVERYONE)),
+    route(Method::DELETE, "/api/v1/session", Access::Roles(EVERYONE)),
     route(Method::GET, "/metrics", Access::Roles(OPERATORS)),
     route(Method::POST, "/hooks/{tool}/{connector}", Access::Signed),
     route(Method::GET, "/api/openapi.json", Access::Roles(EVERYONE)),
@@ -142,6 +152,47 @@ pub const ROUTES: &[RouteAccess] = &[
         "/api/v1/findings/{id}/triage",
         Access::Roles(TRIAGERS),
     ),
+    route(
+        Method::GET,
+        "/api/v1/findings/{id}/history",
+        Access::Roles(READERS),
+    ),
+    route(Method::GET, "/api/v1/artifacts", Access::Roles(READERS)),
+    route(
+        Method::GET,
+        "/api/v1/artifacts/{id}",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/artifacts/{id}/versions",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/artifacts/{id}/versions/{version}",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/reviews/{id}/versions",
+        Access::Roles(READERS),
+    ),
+    route(
+        Method::GET,
+        "/api/v1/reviews/{id}/diff",
+        Access::Roles(READERS),
+    ),
+    route(Method::GET, "/api/v1/decisions", Access::Roles(READERS)),
+    route(Method::POST, "/api/v1/decisions", Access::Roles(TRIAGERS)),
+    route(
+        Method::GET,
+        "/api/v1/decisions/{id}",
+        Access::Roles(READERS),
+    ),
+    route(Method::GET, "/api/v1/search", Access::Roles(READERS)),
+    route(Method::POST, "/api/v1/guidance", Access::Roles(READERS)),
+    route(Method::GET, "/api/v1/dashboard", Access::Roles(READERS)),
     route(Method::GET, "/api/v1/inbox", Access::Roles(OPERATORS)),
     route(
         Method::POST,
@@ -170,6 +221,17 @@ pub struct Caller {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// The console session the request came with; None for a bearer token.
+    pub session: Option<ConsoleSession>,
+}
+
+/// A console session behind a request.
+#[derive(Debug, Clone)]
+pub struct ConsoleSession {
+    /// SHA-256 of the session secret, hex.
+    pub hash: String,
+    /// The CSRF token its state-changing requests must carry.
+    pub csrf: String,
 }
 
 /// A new token: the secret (shown once) and the record stored for it.
@@ -231,11 +293,15 @@ pub async fn authorize(
     let Some(route) = route else {
         return Ok(next.run(request).await);
     };
-    let bearer = bearer(&request);
     match access_for(&method, &route) {
-        Some(Access::Public) | Some(Access::Signed) => Ok(next.run(request).await),
+        Some(Access::Public | Access::Signed | Access::Login | Access::Console) => {
+            Ok(next.run(request).await)
+        }
         Some(Access::Roles(roles)) => {
-            let caller = authenticate(&state, bearer).await?;
+            let caller = authenticate(&state, credentials(&request)).await?;
+            if let Some(session) = &caller.session {
+                crate::console::check_csrf(session, &method, request.headers())?;
+            }
             if !roles.contains(&caller.role) {
                 return Err(forbidden(caller.role, &method, &route));
             }
@@ -243,7 +309,7 @@ pub async fn authorize(
             Ok(next.run(request).await)
         }
         None => {
-            let caller = authenticate(&state, bearer).await?;
+            let caller = authenticate(&state, credentials(&request)).await?;
             Err(forbidden(caller.role, &method, &route))
         }
     }
@@ -269,11 +335,30 @@ fn bearer(request: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn authenticate(state: &AppState, bearer: Option<String>) -> Result<Caller> {
-    let secret = bearer.ok_or(Error::Unauthorized)?;
+/// What a request offers as proof of who sent it: a bearer token, a session cookie. Read before
+/// any await, as a request (its body) cannot be shared across threads.
+type Credentials = (Option<String>, Option<String>);
+
+fn credentials(request: &Request) -> Credentials {
+    (
+        bearer(request),
+        crate::console::session_cookie(request.headers()),
+    )
+}
+
+/// The caller: by bearer token when the request has one, else by console session cookie.
+async fn authenticate(state: &AppState, credentials: Credentials) -> Result<Caller> {
+    match credentials {
+        (Some(secret), _) => token_caller(state, &secret).await,
+        (None, Some(secret)) => crate::console::session_caller(state, &secret).await,
+        (None, None) => Err(Error::Unauthorized),
+    }
+}
+
+async fn token_caller(state: &AppState, secret: &str) -> Result<Caller> {
     let record = state
         .tokens
-        .find_by_hash(&token_hash(&secret))
+        .find_by_hash(&token_hash(secret))
         .await?
         .filter(|r| r.revoked_ms.is_none())
         .ok_or(Error::Unauthorized)?;
@@ -281,6 +366,7 @@ async fn authenticate(state: &AppState, bearer: Option<String>) -> Result<Caller
         token_id: record.id,
         name: record.name,
         role: record.role,
+        session: None,
     })
 }
 
@@ -300,12 +386,16 @@ mod tests {
 
     #[test]
     fn only_health_is_public_and_every_route_is_listed_once() {
-        let public: Vec<&str> = ROUTES
-            .iter()
-            .filter(|r| r.access == Access::Public)
-            .map(|r| r.path)
-            .collect();
-        assert_eq!(public, ["/healthz", "/readyz"]);
+        let open = |access: Access| -> Vec<&str> {
+            ROUTES
+                .iter()
+                .filter(|r| r.access == access)
+                .map(|r| r.path)
+                .collect()
+        };
+        assert_eq!(open(Access::Public), ["/healthz", "/readyz"]);
+        assert_eq!(open(Access::Console), ["/", "/assets/{file}"]);
+        assert_eq!(open(Access::Login), ["/api/v1/session"]);
         for (i, r) in ROUTES.iter().enumerate() {
             assert!(
                 !ROUTES[..i]

@@ -30,6 +30,10 @@ pub struct ServerConfig {
     pub retry_base_ms: u64,
     /// Seconds given to in-flight work at shutdown before the process exits anyway.
     pub shutdown_grace_secs: u64,
+    /// Minutes a console session may stay unused before it ends.
+    pub session_idle_mins: u64,
+    /// Failed console logins one client address may make per minute before it gets 429.
+    pub login_failures_per_minute: u32,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +47,8 @@ impl Default for ServerConfig {
             max_attempts: 5,
             retry_base_ms: 1000,
             shutdown_grace_secs: 30,
+            session_idle_mins: 720,
+            login_failures_per_minute: 5,
         }
     }
 }
@@ -58,6 +64,12 @@ impl ServerConfig {
         if self.body_limit == 0 || self.workers == 0 || self.max_attempts == 0 {
             return Err(Error::Config(
                 "server.body_limit, server.workers and server.max_attempts must be positive"
+                    .to_owned(),
+            ));
+        }
+        if self.session_idle_mins == 0 || self.login_failures_per_minute == 0 {
+            return Err(Error::Config(
+                "server.session_idle_mins and server.login_failures_per_minute must be positive"
                     .to_owned(),
             ));
         }

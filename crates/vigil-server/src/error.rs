@@ -2,7 +2,7 @@
 //! gives each variant its status and a stable snake_case `code`; the body is
 //! `{"error": {"code": ..., "message": ...}}`.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -10,9 +10,18 @@ use utoipa::ToSchema;
 /// What can go wrong serving a request or running the service.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No bearer token, or one that is unknown or revoked.
-    #[error("a valid bearer token is required")]
+    /// No bearer token or console session, or one that is unknown, revoked or expired.
+    #[error("a valid bearer token or console session is required")]
     Unauthorized,
+    /// A console session's state-changing request without its CSRF token.
+    #[error("the X-CSRF-Token header of this console session is missing or wrong")]
+    CsrfRejected,
+    /// Too many failed console logins from one address.
+    #[error("too many failed logins; try again in {retry_after_secs} s")]
+    TooManyLogins {
+        /// Seconds until the next attempt is accepted.
+        retry_after_secs: u64,
+    },
     /// The caller's role may not use this route.
     #[error("role `{role}` may not call {method} {route}")]
     Forbidden {
@@ -107,6 +116,8 @@ impl Error {
         match self {
             Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Error::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::CsrfRejected => (StatusCode::FORBIDDEN, "csrf_rejected"),
+            Error::TooManyLogins { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_logins"),
             Error::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             Error::UnknownConnector { .. } => (StatusCode::NOT_FOUND, "unknown_connector"),
             Error::Unverified(vigil_connectors::Error::Json(_)) => {
@@ -145,10 +156,18 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
+        let retry_after = match &self {
+            Error::TooManyLogins { retry_after_secs } => Some(retry_after_secs.to_string()),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail { code, message },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after.and_then(|s| HeaderValue::from_str(&s).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, secs);
+        }
+        response
     }
 }
 
@@ -166,6 +185,14 @@ mod tests {
                 "payload_too_large",
             ),
             (Error::InvalidJson("x".into()), 400, "invalid_json"),
+            (Error::CsrfRejected, 403, "csrf_rejected"),
+            (
+                Error::TooManyLogins {
+                    retry_after_secs: 3,
+                },
+                429,
+                "too_many_logins",
+            ),
             (Error::Store("disk".into()), 500, "storage_failure"),
             (
                 Error::Unverified(vigil_connectors::Error::BadSignature("gh".into())),

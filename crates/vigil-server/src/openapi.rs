@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{api, auth, hooks, store};
+use crate::{api, auth, console, hooks, knowledge, store};
 
 /// The API description.
 #[derive(OpenApi)]
@@ -23,7 +23,12 @@ use crate::{api, auth, hooks, store};
         api::export_review, api::list_findings, api::export_findings, api::get_finding,
         api::triage_finding, api::inbox, api::retry_event,
         api::list_tokens, api::create_token, api::revoke_token,
+        knowledge::list_artifacts, knowledge::get_artifact, knowledge::artifact_versions,
+        knowledge::artifact_version, knowledge::review_versions, knowledge::review_diff,
+        knowledge::finding_history, knowledge::create_decision, knowledge::list_decisions,
+        knowledge::get_decision, knowledge::search, knowledge::guidance, knowledge::dashboard,
         document, reference_page,
+        console::login, console::current, console::logout, console::index, console::asset,
     ),
     components(schemas(
         crate::error::ErrorBody, crate::error::ErrorDetail, auth::Role,
@@ -32,6 +37,16 @@ use crate::{api, auth, hooks, store};
         hooks::HookAccepted, api::ReviewSummary, api::Submitted, api::ReviewPage,
         api::ReviewDetail, api::FindingView, api::FindingPage, api::InboxView,
         api::InboxEventView, api::NewToken, api::CreatedToken,
+        knowledge::ArtifactView, knowledge::ArtifactPage, knowledge::ArtifactDetail,
+        knowledge::ArtifactVersionView, knowledge::ArtifactText, knowledge::ReviewVersionView,
+        knowledge::DiffEntryView, knowledge::ReviewDiff, knowledge::HistoryView,
+        knowledge::DecisionKindName, knowledge::DecisionScopeName, knowledge::NewDecision,
+        knowledge::DecisionView, knowledge::RecordedDecision, knowledge::DecisionPage,
+        knowledge::ChunkView, knowledge::FindingHit, knowledge::DecisionHit,
+        knowledge::SearchResults, knowledge::GuidanceRequest, knowledge::Requirement,
+        knowledge::RelatedDecision, knowledge::Guidance, knowledge::TeamFiguresView,
+        knowledge::WeekFiguresView, knowledge::DashboardView,
+        console::Login, console::SessionInfo,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
@@ -39,10 +54,16 @@ use crate::{api, auth, hooks, store};
         (name = "reviews", description = "Artifacts in, reviews and diagrams out"),
         (name = "findings", description = "Findings, filters and triage"),
         (name = "exports", description = "SARIF, CSV and JSON"),
+        (name = "artifacts", description = "Artifacts and their versions"),
+        (name = "decisions", description = "Accepted risks, false positives, mitigations, \
+            approved patterns and policies"),
+        (name = "memory", description = "Search and guidance from what Vigil remembers"),
+        (name = "dashboard", description = "Coverage, open findings, SLAs, mitigation time"),
         (name = "webhooks", description = "The durable webhook inbox"),
         (name = "tokens", description = "API tokens (admin)"),
         (name = "health", description = "Health, readiness and metrics"),
         (name = "docs", description = "This description"),
+        (name = "console", description = "The web console: its page, files and login session"),
     ),
 )]
 pub struct ApiDoc;

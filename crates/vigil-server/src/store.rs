@@ -1,7 +1,7 @@
 //! What the server keeps, as traits: API tokens, the webhook inbox and the reviews with their
-//! findings' workflow state. The SQLite operational store implements the token and inbox traits
-//! durably (see `sqlite.rs`); the in-memory implementations here serve tests and the review
-//! store until the operational store has review tables.
+//! findings' workflow state. The SQLite operational store implements them durably (see
+//! `sqlite.rs`); the in-memory implementations here serve tests (the review store in memory
+//! keeps no versions, history or memory of decisions).
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +10,14 @@ use std::pin::Pin;
 use std::sync::Mutex;
 use utoipa::ToSchema;
 
-use vigil_core::Review;
+use vigil_core::{Artifact, Review};
+use vigil_store::lineage::FindingDiff;
+pub use vigil_store::memory::ChunkHit;
+use vigil_store::recall::FindingRecall;
+pub use vigil_store::reviews::{
+    ArtifactQuery, ArtifactSummary, ArtifactVersion, Dashboard, HistoryItem, VersionSummary,
+};
+pub use vigil_store::{Decision, DecisionKind, DecisionScope, SearchFilter};
 
 use crate::auth::Role;
 use crate::error::{Error, Result};
@@ -50,6 +57,32 @@ pub trait TokenStore: Send + Sync + 'static {
     fn list(&self) -> StoreFuture<'_, Vec<TokenRecord>>;
     /// Revokes a token; false when no active token has this id.
     fn revoke(&self, id: &str, now_ms: u64) -> StoreFuture<'_, bool>;
+    /// The token with this id, revoked or not.
+    fn find_by_id(&self, id: &str) -> StoreFuture<'_, Option<TokenRecord>>;
+    /// Stores a new console session opened under a token.
+    fn open_session(&self, session: &SessionRecord) -> StoreFuture<'_, ()>;
+    /// The console session with this hash.
+    fn session(&self, hash: &str) -> StoreFuture<'_, Option<SessionRecord>>;
+    /// Records a use of a console session.
+    fn touch_session(&self, hash: &str, now_ms: u64) -> StoreFuture<'_, ()>;
+    /// Ends a console session; false when none has this hash.
+    fn end_session(&self, hash: &str) -> StoreFuture<'_, bool>;
+    /// Removes the console sessions last used before `idle_before_ms`; returns how many.
+    fn purge_sessions(&self, idle_before_ms: u64) -> StoreFuture<'_, u64>;
+}
+
+/// A console session as stored: never the session secret, only its hash, with the API token it
+/// was opened with (its role is the session's role, and revoking the token ends the session).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// SHA-256 of the session secret, hex.
+    pub hash: String,
+    /// Id of the API token the session was opened with.
+    pub token_id: String,
+    /// Opening time, Unix milliseconds.
+    pub created_ms: u64,
+    /// Last use, Unix milliseconds.
+    pub last_seen_ms: u64,
 }
 
 /// A verified webhook event on its way into the inbox.
@@ -295,6 +328,8 @@ pub struct FindingRecord {
     pub finding: vigil_core::Finding,
     /// Workflow state.
     pub state: FindingState,
+    /// What memory said about the finding when its review was recorded.
+    pub recall: Option<FindingRecall>,
 }
 
 /// A page of results.
@@ -326,16 +361,149 @@ pub trait ReviewStore: Send + Sync + 'static {
         author: &str,
         now_ms: u64,
     ) -> StoreFuture<'_, FindingState>;
+
+    /// Stores an analysed artifact version: its normalized text in memory, what memory recalls
+    /// about its findings (decisions, patterns, precedents, feedback), then the review. A store
+    /// without memory stores the review as analysed.
+    fn put_analysis(&self, review: StoredReview, artifact: Artifact) -> StoreFuture<'_, bool> {
+        drop(artifact);
+        self.put_review(review)
+    }
+
+    /// The review versions of the artifact a review is about, oldest first; `None` for an
+    /// unknown review.
+    fn review_versions(&self, review_id: &str) -> StoreFuture<'_, Option<Vec<VersionSummary>>> {
+        unsupported("review versions", review_id)
+    }
+
+    /// New, unchanged, changed and gone findings between two versions of the review's artifact;
+    /// `None` when the review or a version is unknown.
+    fn review_diff(
+        &self,
+        review_id: &str,
+        from: u32,
+        to: u32,
+    ) -> StoreFuture<'_, Option<FindingDiff>> {
+        let _ = (from, to);
+        unsupported("review diffs", review_id)
+    }
+
+    /// A finding's workflow history, oldest first.
+    fn finding_history(&self, id: &str) -> StoreFuture<'_, Vec<HistoryItem>> {
+        unsupported("finding history", id)
+    }
+
+    /// Artifacts in memory (the latest version of each), most recently changed first.
+    fn artifacts(&self, query: ArtifactQuery) -> StoreFuture<'_, Page<ArtifactSummary>> {
+        let _ = query;
+        unsupported("artifacts", "list")
+    }
+
+    /// One artifact's latest version.
+    fn artifact(&self, id: &str) -> StoreFuture<'_, Option<ArtifactSummary>> {
+        unsupported("artifacts", id)
+    }
+
+    /// An artifact's versions, oldest first.
+    fn artifact_versions(&self, id: &str) -> StoreFuture<'_, Vec<ArtifactVersion>> {
+        unsupported("artifact versions", id)
+    }
+
+    /// The normalized text of one artifact version.
+    fn artifact_text(&self, id: &str, version: u32) -> StoreFuture<'_, Option<String>> {
+        let _ = version;
+        unsupported("artifact texts", id)
+    }
+
+    /// Stores a decision in memory; one made on a finding also sets that finding's status (with
+    /// a comment by `author` and a history entry). Returns the finding's new state, if any.
+    fn record_decision(
+        &self,
+        decision: Decision,
+        author: &str,
+        now_ms: u64,
+    ) -> StoreFuture<'_, Option<FindingState>> {
+        let _ = (author, now_ms);
+        unsupported("decisions", &decision.id)
+    }
+
+    /// Every decision in memory.
+    fn decisions(&self) -> StoreFuture<'_, Vec<Decision>> {
+        unsupported("decisions", "list")
+    }
+
+    /// Hybrid search over artifact chunks, findings and decisions.
+    fn search(&self, query: SearchQuery) -> StoreFuture<'_, SearchHits> {
+        unsupported("searchable memory", &query.text)
+    }
+
+    /// The dashboard's figures at `now_ms`, over the last `weeks` weeks.
+    fn dashboard(&self, now_ms: u64, weeks: u32) -> StoreFuture<'_, Dashboard> {
+        let _ = (now_ms, weeks);
+        unsupported("dashboard figures", "dashboard")
+    }
 }
 
-/// Tokens in memory (tests).
+/// A search of memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    /// The words or question.
+    pub text: String,
+    /// Team, project, tool and time filters (chunks only).
+    pub filter: SearchFilter,
+    /// At most this many of each kind.
+    pub limit: usize,
+    /// Which decision kinds (all when empty).
+    pub decision_kinds: Vec<DecisionKind>,
+}
+
+/// What a search found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchHits {
+    /// Artifact chunks (latest versions), best first.
+    pub chunks: Vec<ChunkHit>,
+    /// Findings of latest reviews, best first.
+    pub findings: Vec<FindingRecord>,
+    /// Decisions with their fused scores, best first.
+    pub decisions: Vec<(Decision, f32)>,
+}
+
+/// The answer of a store that does not keep what was asked for.
+fn unsupported<'a, T: Send + 'a>(what: &str, id: &str) -> StoreFuture<'a, T> {
+    ready(Err(Error::Store(format!(
+        "this store does not keep {what} (asked for `{id}`)"
+    ))))
+}
+
+/// Tokens and console sessions in memory (tests).
 #[derive(Debug, Default)]
-pub struct MemoryTokens(Mutex<Vec<TokenRecord>>);
+pub struct MemoryTokens(
+    Mutex<Vec<TokenRecord>>,
+    Mutex<HashMap<String, SessionRecord>>,
+);
 
 impl MemoryTokens {
     fn sync_insert(&self, record: &TokenRecord) -> Result<()> {
         lock(&self.0)?.push(record.clone());
         Ok(())
+    }
+
+    fn sync_find_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
+        Ok(lock(&self.0)?.iter().find(|r| r.id == id).cloned())
+    }
+
+    fn sync_touch_session(&self, hash: &str, now_ms: u64) -> Result<()> {
+        if let Some(s) = lock(&self.1)?.get_mut(hash) {
+            s.last_seen_ms = s.last_seen_ms.max(now_ms);
+        }
+        Ok(())
+    }
+
+    fn sync_purge_sessions(&self, idle_before_ms: u64) -> Result<u64> {
+        let mut sessions = lock(&self.1)?;
+        let before = sessions.len();
+        sessions.retain(|_, s| s.last_seen_ms >= idle_before_ms);
+        Ok((before - sessions.len()) as u64)
     }
 
     fn sync_find_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
@@ -370,6 +538,32 @@ impl TokenStore for MemoryTokens {
 
     fn revoke(&self, id: &str, now_ms: u64) -> StoreFuture<'_, bool> {
         ready(self.sync_revoke(id, now_ms))
+    }
+
+    fn find_by_id(&self, id: &str) -> StoreFuture<'_, Option<TokenRecord>> {
+        ready(self.sync_find_by_id(id))
+    }
+
+    fn open_session(&self, session: &SessionRecord) -> StoreFuture<'_, ()> {
+        ready(lock(&self.1).map(|mut m| {
+            m.insert(session.hash.clone(), session.clone());
+        }))
+    }
+
+    fn session(&self, hash: &str) -> StoreFuture<'_, Option<SessionRecord>> {
+        ready(lock(&self.1).map(|m| m.get(hash).cloned()))
+    }
+
+    fn touch_session(&self, hash: &str, now_ms: u64) -> StoreFuture<'_, ()> {
+        ready(self.sync_touch_session(hash, now_ms))
+    }
+
+    fn end_session(&self, hash: &str) -> StoreFuture<'_, bool> {
+        ready(lock(&self.1).map(|mut m| m.remove(hash).is_some()))
+    }
+
+    fn purge_sessions(&self, idle_before_ms: u64) -> StoreFuture<'_, u64> {
+        ready(self.sync_purge_sessions(idle_before_ms))
     }
 }
 
@@ -574,6 +768,7 @@ impl MemoryReviewState {
             team: r.review.meta.team.clone(),
             finding: f.clone(),
             state: self.states.get(&f.id).cloned().unwrap_or_default(),
+            recall: None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The worker pool draining the webhook inbox: each worker claims the oldest due event, maps it
-//! to an artifact (vigil-connectors), analyses it and stores the review, then marks the event
-//! done. Store failures are retried with exponential backoff; an event that cannot be mapped or
+//! to an artifact (vigil-connectors), analyses it and stores the review (memory is consulted
+//! first, by the review store), then marks the event done. Store failures are retried with exponential backoff; an event that cannot be mapped or
 //! analysed, or that fails every attempt, goes to the dead-letter list.
 //!
 //! Processing is idempotent: a review's id is derived from the artifact and its content, and
@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use vigil_connectors::{map_event, EventMapping, Tool};
 
-use crate::app::{now_ms, review_id, AppState};
+use crate::app::{analyse, now_ms, review_id, AppState};
 use crate::store::{InboxEvent, StoredReview};
 
 /// How often an idle worker looks for due retries.
@@ -97,13 +97,13 @@ async fn analyse_event(state: &Arc<AppState>, event: &InboxEvent) -> Result<Stri
 
     let origin = format!("webhook:{}/{}", event.connector, event.delivery_id);
     let engine = state.engine.clone();
-    let reviews = tokio::task::spawn_blocking(move || engine.analyze_bytes(&origin, &bytes))
+    let analysed = tokio::task::spawn_blocking(move || analyse(&engine, &origin, &bytes))
         .await
         .map_err(|e| Failure::Transient(format!("analysis task failed: {e}")))?
         .map_err(|e| Failure::Permanent(e.to_string()))?;
 
-    let mut ids = Vec::with_capacity(reviews.len());
-    for review in reviews {
+    let mut ids = Vec::with_capacity(analysed.len());
+    for (artifact, review) in analysed {
         let id = review_id(&review);
         let stored = StoredReview {
             id: id.clone(),
@@ -113,7 +113,7 @@ async fn analyse_event(state: &Arc<AppState>, event: &InboxEvent) -> Result<Stri
         };
         state
             .reviews
-            .put_review(stored)
+            .put_analysis(stored, artifact)
             .await
             .map_err(|e| Failure::Transient(e.to_string()))?;
         ids.push(id);

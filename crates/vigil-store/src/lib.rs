@@ -7,6 +7,7 @@
 //! - [`Memory`]: institutional memory: artifact versions, chunks, finding texts and
 //!   [`decisions`] with embeddings; hybrid search (see [`memory`] for where it is kept).
 //! - [`recall`]: memory consulted before a review is final.
+//! - [`reviews`]: the reviews the service serves, the findings list and triage state.
 //! - [`lineage`]: new, unchanged, changed and gone findings between review versions.
 //! - The data directory layout is [`DataDir`] (see [`layout`]).
 //!
@@ -42,6 +43,8 @@ pub mod memory;
 pub mod migrate;
 pub mod ops;
 pub mod recall;
+pub mod reviews;
+pub mod sessions;
 pub mod snapshot;
 pub mod tokens;
 pub mod workflow;
@@ -63,6 +66,8 @@ pub fn migrations() -> Vec<Migration> {
         memory::MIGRATIONS,
         inbox::MIGRATIONS,
         tokens::MIGRATIONS,
+        reviews::MIGRATIONS,
+        sessions::MIGRATIONS,
     ];
     modules.iter().flat_map(|m| m.iter().copied()).collect()
 }

@@ -74,6 +74,12 @@ pub fn find_by_hash(conn: &Connection, hash: &str) -> Result<Option<TokenRow>> {
         .optional()?)
 }
 
+/// The token with this id, revoked or not.
+pub fn find_by_id(conn: &Connection, id: &str) -> Result<Option<TokenRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1");
+    Ok(conn.prepare(&sql)?.query_row(params![id], row).optional()?)
+}
+
 /// Every token, oldest first.
 pub fn list(conn: &Connection) -> Result<Vec<TokenRow>> {
     let sql = format!("SELECT {COLUMNS} FROM api_tokens ORDER BY created_ms, id");
@@ -108,7 +114,8 @@ mod tests {
             revoked_ms: None,
         };
         insert(&c, &t).unwrap();
-        assert_eq!(find_by_hash(&c, "h").unwrap(), Some(t));
+        assert_eq!(find_by_hash(&c, "h").unwrap(), Some(t.clone()));
+        assert_eq!(find_by_id(&c, "abc").unwrap(), Some(t));
         assert!(revoke(&c, "abc", 2).unwrap());
         assert!(!revoke(&c, "abc", 3).unwrap());
         assert_eq!(list(&c).unwrap()[0].revoked_ms, Some(2));

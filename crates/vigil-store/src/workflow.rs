@@ -89,7 +89,7 @@ CREATE TABLE rule_feedback (
 ];
 
 /// SQLite's current time as ISO 8601 UTC with milliseconds.
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+pub(crate) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 /// Where a finding stands in the security team's workflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,15 +409,8 @@ impl OpsStore {
     /// an organisation.
     pub async fn count_disposition(&self, org: &str, rule: &str, disposition: &str) -> Result<()> {
         let (o, r, d) = (org.to_owned(), rule.to_owned(), disposition.to_owned());
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO rule_feedback (org, rule, disposition, count) VALUES (?1, ?2, ?3, 1) \
-                 ON CONFLICT (org, rule, disposition) DO UPDATE SET count = count + 1",
-                [&o, &r, &d],
-            )?;
-            Ok(())
-        })
-        .await
+        self.call(move |conn| count_disposition_in(conn, &o, &r, &d))
+            .await
     }
 
     /// Disposition counts of every rule in an organisation: `(rule, disposition, count)`.
@@ -436,7 +429,7 @@ impl OpsStore {
     }
 }
 
-fn record_review_tx(
+pub(crate) fn record_review_tx(
     tx: &Transaction<'_>,
     review: Review,
     artifact_version: u32,
@@ -551,7 +544,22 @@ fn record_lineage(
     Ok(())
 }
 
-fn history(
+/// Counts one disposition of a rule's finding, inside the caller's connection or transaction.
+pub(crate) fn count_disposition_in(
+    conn: &rusqlite::Connection,
+    org: &str,
+    rule: &str,
+    disposition: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO rule_feedback (org, rule, disposition, count) VALUES (?1, ?2, ?3, 1) \
+         ON CONFLICT (org, rule, disposition) DO UPDATE SET count = count + 1",
+        [org, rule, disposition],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn history(
     tx: &Transaction<'_>,
     artifact: &str,
     fingerprint: &str,
@@ -569,14 +577,14 @@ fn history(
     Ok(())
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String> {
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Invalid {
         what: "record",
         reason: e.to_string(),
     })
 }
 
-fn from_json<T: for<'de> Deserialize<'de>>(what: &'static str, json: &str) -> Result<T> {
+pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(what: &'static str, json: &str) -> Result<T> {
     serde_json::from_str(json).map_err(|e| Error::Invalid {
         what,
         reason: e.to_string(),

@@ -252,3 +252,44 @@ async fn openapi_reference_health_and_metrics() {
     ));
     assert!(text.contains("vigil_inbox_events{status=\"pending\"} 0"));
 }
+
+#[tokio::test]
+async fn version_numbers_in_queries_are_read_as_numbers() {
+    let s = service().await;
+    let admin = s.tokens["admin"].clone();
+    submit(&s, &admin).await;
+    let changed = String::from_utf8(fixture("partner-webhooks.md"))
+        .unwrap()
+        .replace("HMAC", "a shared password");
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/artifacts")
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Body::from(changed))
+        .unwrap();
+    let second = send(&s.app, req).await.json();
+    let id = second["reviews"][0]["id"].as_str().unwrap().to_owned();
+
+    let diff = send(
+        &s.app,
+        request(
+            "GET",
+            &format!("/api/v1/reviews/{id}/diff?from=1&to=2"),
+            Some(&admin),
+            vec![],
+        ),
+    )
+    .await;
+    assert_eq!(diff.status, StatusCode::OK, "{}", diff.text());
+    assert_eq!(
+        (diff.json()["from"].clone(), diff.json()["to"].clone()),
+        (1.into(), 2.into())
+    );
+    let dashboard = send(
+        &s.app,
+        request("GET", "/api/v1/dashboard?weeks=4", Some(&admin), vec![]),
+    )
+    .await;
+    assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.text());
+    assert_eq!(dashboard.json()["weeks"].as_array().unwrap().len(), 4);
+}

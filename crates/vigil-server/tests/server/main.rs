@@ -1,7 +1,10 @@
 //! Integration tests of the service through its router: access control over every route, the
-//! webhook inbox, and API v1. Stores are the in-memory ones; the SQLite store has its own tests.
+//! webhook inbox, API v1, what the service remembers, and the console's login and files. Stores
+//! are the SQLite ones, on disk in a temporary folder.
 
 mod api;
+mod console;
 mod hooks;
+mod knowledge;
 mod routes;
 mod support;

@@ -1,5 +1,6 @@
-//! Every route of the router, walked: only health answers without credentials, a token of a
-//! role the route does not admit gets 403, and the route table matches the OpenAPI document.
+//! Every route of the router, walked: only health and the console's own files answer without
+//! credentials, a token of a role the route does not admit gets 403, and the route table matches
+//! the OpenAPI document.
 
 use std::collections::BTreeSet;
 
@@ -14,10 +15,16 @@ fn concrete(path: &str) -> String {
     path.replace("{tool}", "github")
         .replace("{connector}", "gh")
         .replace("{id}", "1")
+        .replace("{version}", "1")
+        .replace("{file}", "app.js")
 }
 
+/// Health aside, only the console's page and static files answer without credentials: they are
+/// the same for every visitor, hold no data (the page fetches everything through the API, with
+/// the session), and a browser must load them before anyone can log in. The login route takes
+/// a token in its body and opens nothing without a valid one.
 #[tokio::test]
-async fn only_health_answers_without_credentials() {
+async fn only_health_and_the_console_files_answer_without_credentials() {
     let s = service().await;
     for route in ROUTES {
         let uri = concrete(route.path);
@@ -33,6 +40,16 @@ async fn only_health_answers_without_credentials() {
         match route.access {
             Access::Public => {
                 assert_eq!(anonymous.status, StatusCode::OK, "{method} {uri}");
+            }
+            Access::Console => {
+                assert_eq!(anonymous.status, StatusCode::OK, "{method} {uri}");
+                assert!(anonymous.headers.get("set-cookie").is_none());
+            }
+            Access::Login => {
+                for answer in [&anonymous, &forged] {
+                    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{method} {uri}");
+                    assert!(answer.headers.get("set-cookie").is_none());
+                }
             }
             Access::Signed => {
                 assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{method} {uri}");

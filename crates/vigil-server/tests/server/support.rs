@@ -1,4 +1,5 @@
-//! Building a service over in-memory stores and talking to it without a socket.
+//! Building a service over the SQLite stores in a temporary folder and talking to it without a
+//! socket.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use tower::ServiceExt;
 
 use vigil_analysis::Engine;
 use vigil_connectors::{ConnectorConfig, Tool};
-use vigil_server::store::{MemoryInbox, MemoryReviews, MemoryTokens};
-use vigil_server::{issue_token, router, AppState, Role, ServerConfig, Stores};
+use vigil_server::sqlite::open_stores;
+use vigil_server::{issue_token, router, AppState, Role, ServerConfig};
 
 /// The webhook secret of connector `gh`.
 pub const SECRET: &str = "webhook-secret";
@@ -23,6 +24,8 @@ pub struct Service {
     pub state: Arc<AppState>,
     pub app: Router,
     pub tokens: BTreeMap<&'static str, String>,
+    /// The data directory, removed when the service is dropped.
+    pub _dir: tempfile::TempDir,
 }
 
 /// A fixture file's bytes.
@@ -53,11 +56,10 @@ pub async fn service() -> Service {
             header_value: None,
         },
     );
-    let stores = Stores {
-        tokens: Arc::new(MemoryTokens::default()),
-        inbox: Arc::new(MemoryInbox::default()),
-        reviews: Arc::new(MemoryReviews::default()),
-    };
+    let dir = tempfile::tempdir().unwrap();
+    let stores = open_stores(dir.path(), std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
     let engine = Arc::new(Engine::with_defaults().unwrap());
     let state = AppState::new(config, connectors, engine, stores.clone()).unwrap();
     let mut tokens = BTreeMap::new();
@@ -71,12 +73,14 @@ pub async fn service() -> Service {
         app: router(state.clone()),
         state,
         tokens,
+        _dir: dir,
     }
 }
 
 /// The response's status, headers' content type and body.
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
     pub content_type: String,
     pub body: Vec<u8>,
 }
@@ -98,6 +102,7 @@ impl Answer {
 pub async fn send(app: &Router, request: Request<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
+    let headers = response.headers().clone();
     let content_type = response
         .headers()
         .get("content-type")
@@ -110,6 +115,7 @@ pub async fn send(app: &Router, request: Request<Body>) -> Answer {
         .to_vec();
     Answer {
         status,
+        headers,
         content_type,
         body,
     }
