@@ -1,4 +1,5 @@
-//! `[server]`: where the service listens, TLS, body limits, the worker pool and its retries.
+//! `[server]`: where the service listens, TLS, body limits, the worker pool and its retries, and
+//! how many webhook bodies may be in memory at once.
 //! The binary embeds this section in its one configuration struct.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,9 @@ pub struct ServerConfig {
     pub retry_base_ms: u64,
     /// Seconds given to in-flight work at shutdown before the process exits anyway.
     pub shutdown_grace_secs: u64,
+    /// Webhook bodies held in memory at once (being read or waiting for their write); beyond
+    /// it a webhook is answered 503 with Retry-After.
+    pub intake_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +47,7 @@ impl Default for ServerConfig {
             max_attempts: 5,
             retry_base_ms: 1000,
             shutdown_grace_secs: 30,
+            intake_in_flight: 256,
         }
     }
 }
@@ -55,9 +60,14 @@ impl ServerConfig {
                 "server.tls_cert and server.tls_key must be given together".to_owned(),
             ));
         }
-        if self.body_limit == 0 || self.workers == 0 || self.max_attempts == 0 {
+        if self.body_limit == 0
+            || self.workers == 0
+            || self.max_attempts == 0
+            || self.intake_in_flight == 0
+        {
             return Err(Error::Config(
-                "server.body_limit, server.workers and server.max_attempts must be positive"
+                "server.body_limit, server.workers, server.max_attempts and \
+                 server.intake_in_flight must be positive"
                     .to_owned(),
             ));
         }

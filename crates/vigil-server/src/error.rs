@@ -68,6 +68,12 @@ pub enum Error {
     /// The service is starting or stopping.
     #[error("service is not ready")]
     NotReady,
+    /// Too many webhook bodies are in memory already; the sender should retry.
+    #[error("too many webhooks in flight (at most {limit}); retry shortly")]
+    Busy {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The operational store failed.
     #[error("storage failure: {0}")]
     Store(String),
@@ -127,6 +133,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::Analysis(_) => (StatusCode::UNPROCESSABLE_ENTITY, "artifact_unprocessable"),
             Error::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Error::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failure"),
             Error::Config(_) | Error::Tls(_) | Error::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -145,10 +152,18 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
+        let busy = matches!(self, Error::Busy { .. });
         let body = ErrorBody {
             error: ErrorDetail { code, message },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if busy {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
