@@ -84,7 +84,7 @@ impl AppState {
         stores: Stores,
     ) -> Result<Arc<AppState>> {
         config.check()?;
-        let intake = Intake::start(stores.inbox.clone());
+        let intake = Intake::start(stores.inbox.clone(), config.intake_in_flight);
         Ok(Arc::new(AppState {
             connectors,
             engine,

@@ -1,4 +1,5 @@
-//! `[server]`: where the service listens, TLS, body limits, the worker pool and its retries.
+//! `[server]`: where the service listens, TLS, body limits, the worker pool and its retries, and
+//! how many webhook bodies may be in memory at once.
 //! The binary embeds this section in its one configuration struct.
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,9 @@ pub struct ServerConfig {
     pub session_idle_mins: u64,
     /// Failed console logins one client address may make per minute before it gets 429.
     pub login_failures_per_minute: u32,
+    /// Webhook bodies held in memory at once (being read or waiting for their write); beyond
+    /// it a webhook is answered 503 with Retry-After.
+    pub intake_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +53,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: 30,
             session_idle_mins: 720,
             login_failures_per_minute: 5,
+            intake_in_flight: 256,
         }
     }
 }
@@ -61,9 +66,14 @@ impl ServerConfig {
                 "server.tls_cert and server.tls_key must be given together".to_owned(),
             ));
         }
-        if self.body_limit == 0 || self.workers == 0 || self.max_attempts == 0 {
+        if self.body_limit == 0
+            || self.workers == 0
+            || self.max_attempts == 0
+            || self.intake_in_flight == 0
+        {
             return Err(Error::Config(
-                "server.body_limit, server.workers and server.max_attempts must be positive"
+                "server.body_limit, server.workers, server.max_attempts and \
+                 server.intake_in_flight must be positive"
                     .to_owned(),
             ));
         }

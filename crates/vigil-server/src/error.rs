@@ -77,6 +77,12 @@ pub enum Error {
     /// The service is starting or stopping.
     #[error("service is not ready")]
     NotReady,
+    /// Too many webhook bodies are in memory already; the sender should retry.
+    #[error("too many webhooks in flight (at most {limit}); retry shortly")]
+    Busy {
+        /// The configured limit.
+        limit: usize,
+    },
     /// The operational store failed.
     #[error("storage failure: {0}")]
     Store(String),
@@ -138,6 +144,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::Analysis(_) => (StatusCode::UNPROCESSABLE_ENTITY, "artifact_unprocessable"),
             Error::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            Error::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failure"),
             Error::Config(_) | Error::Tls(_) | Error::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -158,6 +165,7 @@ impl IntoResponse for Error {
         };
         let retry_after = match &self {
             Error::TooManyLogins { retry_after_secs } => Some(retry_after_secs.to_string()),
+            Error::Busy { .. } => Some("1".to_owned()),
             _ => None,
         };
         let body = ErrorBody {

@@ -48,6 +48,8 @@ pub struct HookAccepted {
         (status = 404, description = "No such connector for this tool", body = crate::error::ErrorBody),
         (status = 413, description = "Body over the limit", body = crate::error::ErrorBody),
         (status = 415, description = "Not application/json", body = crate::error::ErrorBody),
+        (status = 503, description = "Too many webhooks in flight; retry after the Retry-After \
+            seconds", body = crate::error::ErrorBody),
     ),
     security(()),
 )]
@@ -97,6 +99,7 @@ async fn accept(
     body: Body,
 ) -> Result<(Enqueued, String)> {
     require_json(headers)?;
+    let _place = state.intake.admit()?;
     let bytes = read_body(body, headers, state.config.body_limit).await?;
     let header = |name: &str| {
         headers

@@ -1,9 +1,15 @@
 //! Durable intake with group commit: request handlers hand verified events to one writer task,
 //! which stores everything waiting in a single transaction (one fsync for the batch) and then
 //! answers each handler. A handler answers 202 only after its event's transaction is on disk.
+//!
+//! Memory stays bounded under a burst: a handler takes one of `intake_in_flight` permits before
+//! it reads a body and holds it until the body is on disk, so at most that many bodies are in
+//! memory (and in the writer's channel); beyond it a webhook is answered 503 with Retry-After.
+//! What was acknowledged waits on disk in the inbox, and each worker claims one event at a time
+//! from there.
 
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{Error, Result};
 use crate::store::{Enqueued, InboxStore, NewEvent};
@@ -17,15 +23,30 @@ type Reply = oneshot::Sender<Result<Enqueued>>;
 #[derive(Debug, Clone)]
 pub struct Intake {
     tx: mpsc::UnboundedSender<(NewEvent, Reply)>,
+    permits: Arc<Semaphore>,
+    limit: usize,
 }
 
 impl Intake {
-    /// Starts the writer task over `inbox` (on the current tokio runtime). It stops when every
-    /// handle is dropped.
-    pub fn start(inbox: Arc<dyn InboxStore>) -> Intake {
+    /// Starts the writer task over `inbox` (on the current tokio runtime), admitting at most
+    /// `in_flight` events at once. It stops when every handle is dropped.
+    pub fn start(inbox: Arc<dyn InboxStore>, in_flight: usize) -> Intake {
         let (tx, rx) = mpsc::unbounded_channel::<(NewEvent, Reply)>();
         tokio::spawn(write_loop(inbox, rx));
-        Intake { tx }
+        Intake {
+            tx,
+            permits: Arc::new(Semaphore::new(in_flight)),
+            limit: in_flight,
+        }
+    }
+
+    /// A place for one event, to take before reading its body and hold until it is stored;
+    /// [`Error::Busy`] when every place is taken.
+    pub fn admit(&self) -> Result<OwnedSemaphorePermit> {
+        self.permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Busy { limit: self.limit })
     }
 
     /// Stores `event` durably; returns once it is on disk (or known to be a duplicate).
@@ -62,5 +83,37 @@ async fn write_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryInbox, NewEvent};
+
+    fn event(delivery: &str) -> NewEvent {
+        NewEvent {
+            connector: "gh".into(),
+            tool: "github".into(),
+            delivery_id: delivery.into(),
+            event: "issues".into(),
+            body: vec![b'x'; 1024],
+            received_ms: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_beyond_the_limit_is_refused_not_buffered() {
+        let intake = Intake::start(Arc::new(MemoryInbox::default()), 2);
+        let first = intake.admit().unwrap();
+        let second = intake.admit().unwrap();
+        assert!(matches!(intake.admit(), Err(Error::Busy { limit: 2 })));
+
+        assert_eq!(intake.submit(event("a")).await.unwrap(), Enqueued::Accepted(1));
+        drop(first);
+        let third = intake.admit().unwrap();
+        assert_eq!(intake.submit(event("b")).await.unwrap(), Enqueued::Accepted(2));
+        drop((second, third));
+        assert_eq!(intake.permits.available_permits(), 2);
     }
 }

@@ -1,6 +1,9 @@
 //! Prometheus metrics, kept in process and written in the text exposition format: requests and
 //! their latencies by route, webhook outcomes, analysis time, and the inbox's depth (read from
 //! the store when scraped).
+// TODO(model-metrics): prompt and generated token counters belong here once `vigil serve` runs
+// the chat reviewer (it analyses without models today) and vigil-infer's `generate_json` reports
+// the counts its `Generation` holds (it returns the JSON value alone).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

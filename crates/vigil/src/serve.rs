@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use vigil_analysis::Engine;
+use vigil_server::sqlite::RecallSetup;
 use vigil_server::{issue_token, AppState, Role, Stores};
+use vigil_store::TextEmbedder;
 
-use crate::config::Config;
+use crate::config::{Config, LlmMode};
 
 /// `vigil token` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -38,9 +40,38 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn open_stores(config: &Config) -> Result<Stores> {
+/// How the service consults memory: `[memory]` thresholds, the severity bands, and the
+/// embeddings model unless `[llm]` turns models off (with `mode = "auto"` a missing model is a
+/// warning, and memory then matches without similarity).
+fn recall_setup(config: &Config, with_embedder: bool) -> Result<RecallSetup> {
+    let llm = &config.llm;
+    let embedder: Option<Arc<dyn TextEmbedder>> =
+        if !with_embedder || llm.mode == LlmMode::Off || !llm.embeddings {
+            None
+        } else {
+            match crate::store::embedder(config) {
+                Ok(e) => Some(Arc::new(e)),
+                Err(err) if llm.mode == LlmMode::Auto => {
+                    eprintln!(
+                        "warning: memory matches without an embedder ({err:#}); decisions apply \
+                         by finding and by component only"
+                    );
+                    None
+                }
+                Err(err) => return Err(err),
+            }
+        };
+    Ok(RecallSetup {
+        embedder,
+        config: config.memory.clone(),
+        bands: config.scoring.bands.clone(),
+    })
+}
+
+async fn open_stores(config: &Config, with_embedder: bool) -> Result<Stores> {
     let busy_timeout = std::time::Duration::from_millis(config.store.busy_timeout_ms);
-    vigil_server::sqlite::open_stores(&config.store.data_dir, busy_timeout)
+    let recall = recall_setup(config, with_embedder)?;
+    vigil_server::sqlite::open_stores_with(&config.store.data_dir, busy_timeout, recall)
         .await
         .with_context(|| {
             format!(
@@ -53,7 +84,7 @@ async fn open_stores(config: &Config) -> Result<Stores> {
 /// Runs the service.
 pub fn serve(config: &Config, engine: Engine) -> Result<ExitCode> {
     runtime()?.block_on(async {
-        let stores = open_stores(config).await?;
+        let stores = open_stores(config, true).await?;
         first_admin_token(&stores).await?;
         let state = AppState::new(
             config.server.clone(),
@@ -92,7 +123,7 @@ async fn first_admin_token(stores: &Stores) -> Result<()> {
 /// Runs a `vigil token` subcommand.
 pub fn token(config: &Config, command: TokenCommand) -> Result<ExitCode> {
     runtime()?.block_on(async {
-        let stores = open_stores(config).await?;
+        let stores = open_stores(config, false).await?;
         match command {
             TokenCommand::Create { name, role } => {
                 let role: Role = role.parse()?;

@@ -55,7 +55,8 @@ async fn open_ops(config: &Config) -> Result<OpsStore> {
         .with_context(|| format!("opening the data directory {}", data.root().display()))
 }
 
-fn embedder(config: &Config) -> Result<Embedder> {
+/// The default embeddings model, loaded.
+pub(crate) fn embedder(config: &Config) -> Result<Embedder> {
     let manifest = crate::models::manifest(config.models.manifest.as_deref())?;
     let spec = manifest.default_for(ModelRole::Embeddings)?;
     let search = ModelSearch::from_env(config.models.dir.as_deref());

@@ -23,6 +23,7 @@ fn free_addr() -> SocketAddr {
 fn write_config(dir: &Path, addr: SocketAddr) -> std::path::PathBuf {
     let config = format!(
         "[server]\nlisten = \"{addr}\"\nworkers = 2\nretry_base_ms = 100\n\
+         [llm]\nmode = \"off\"\n\
          [store]\ndata_dir = \"{}\"\n\
          [connectors.gh]\ntool = \"github\"\nsecret = \"{SECRET}\"\n",
         dir.join("data").display()
