@@ -135,11 +135,15 @@ fn measure(
 
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
+    let mut prefill_cpu = Vec::new();
+    let mut decode_cpu = Vec::new();
     let mut tokens = Vec::new();
     for _ in 0..options.reps {
         let run = run_greedy(&mut model, ids, options.decode)?;
         prefill.push(ids.len() as f64 / run.prefill_s);
         decode.push(options.decode as f64 / run.decode_s);
+        prefill_cpu.push(run.prefill_cpu_s * 1000.0 / ids.len() as f64);
+        decode_cpu.push(run.decode_cpu_s * 1000.0 / options.decode as f64);
         tokens = run.tokens;
     }
     Ok(json!({
@@ -152,6 +156,8 @@ fn measure(
         "decode_tok_s": median(&mut decode),
         "prefill_tok_s_all": prefill,
         "decode_tok_s_all": decode,
+        "prefill_cpu_ms_per_token": median(&mut prefill_cpu),
+        "decode_cpu_ms_per_token": median(&mut decode_cpu),
         "generated": tokens,
     }))
 }
@@ -160,16 +166,23 @@ fn measure(
 struct GreedyRun {
     prefill_s: f64,
     decode_s: f64,
+    /// CPU time of the whole process (every thread) in each phase: on a shared machine it
+    /// shows the work done, where wall time also shows the other processes.
+    prefill_cpu_s: f64,
+    decode_cpu_s: f64,
     tokens: Vec<u32>,
 }
 
 /// One forward pass over `prompt`, then `steps` greedy steps, as a new sequence.
 fn run_greedy(model: &mut ChatModel, prompt: &[u32], steps: usize) -> Result<GreedyRun> {
+    let cpu = process_cpu_s();
     let started = Instant::now();
     let (logits, _) = model.prefill(prompt)?;
     let mut next = argmax(&logits);
     let prefill_s = started.elapsed().as_secs_f64();
+    let prefill_cpu_s = process_cpu_s() - cpu;
 
+    let cpu = process_cpu_s();
     let started = Instant::now();
     let mut tokens = Vec::with_capacity(steps);
     for step in 0..steps {
@@ -180,8 +193,29 @@ fn run_greedy(model: &mut ChatModel, prompt: &[u32], steps: usize) -> Result<Gre
     Ok(GreedyRun {
         prefill_s,
         decode_s: started.elapsed().as_secs_f64(),
+        prefill_cpu_s,
+        decode_cpu_s: process_cpu_s() - cpu,
         tokens,
     })
+}
+
+/// User and system CPU seconds of this process so far (`/proc/self/stat`, in clock ticks of
+/// 1/100 s); 0 where /proc is not available.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 counting from the state.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The id of the largest logit (the first one on ties, as llama.cpp's greedy sampler does).

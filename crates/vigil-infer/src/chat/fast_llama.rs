@@ -553,6 +553,7 @@ impl FastLlama {
         let group = shape.heads / shape.kv_heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let buffers = &self.attention;
+        let kernels = self.kernels;
         self.pool.run_columns(
             &mut scratch.attended,
             n,
@@ -570,15 +571,9 @@ impl FastLlama {
                         let query =
                             &qkv[t * width + head * head_dim..t * width + (head + 1) * head_dim];
                         let scores = &mut scores[..seen];
-                        for (j, score) in scores.iter_mut().enumerate() {
-                            let key = &keys[j * head_dim..(j + 1) * head_dim];
-                            *score = kernels::dot_f32(query, key) * scale;
-                        }
+                        kernels.scores(query, keys, scale, scores);
                         softmax(scores);
-                        mixed.fill(0.0);
-                        for (j, &weight) in scores.iter().enumerate() {
-                            kernels::axpy(mixed, weight, &values[j * head_dim..(j + 1) * head_dim]);
-                        }
+                        kernels.mix(scores, values, mixed);
                         out.set_run(t, head * head_dim, mixed);
                     }
                 }
@@ -803,7 +798,16 @@ fn matmul(
                 t += 4;
             }
             for t in t..tokens {
-                for r in tile..tile_end {
+                let mut r = tile;
+                while r + 4 <= tile_end {
+                    let rows = [w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3)];
+                    let dots = kernels.dot_rows4(w.format, rows, token_act(t));
+                    for (k, dot) in dots.into_iter().enumerate() {
+                        out.set(t, r + k, dot);
+                    }
+                    r += 4;
+                }
+                for r in r..tile_end {
                     out.set(t, r, kernels.dot(w.format, w.row(r), token_act(t)));
                 }
             }
