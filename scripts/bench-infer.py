@@ -119,24 +119,28 @@ def run_llama(args):
 
     def greedy(prompt, steps):
         llm.reset()
-        started = time.perf_counter()
+        cpu, started = time.process_time(), time.perf_counter()
         llm.eval(prompt)
         nxt = last_argmax()
         prefill_s = time.perf_counter() - started
-        started = time.perf_counter()
+        prefill_cpu = time.process_time() - cpu
+        cpu, started = time.process_time(), time.perf_counter()
         out = []
         for _ in range(steps):
             out.append(nxt)
             llm.eval([nxt])
             nxt = last_argmax()
-        return prefill_s, time.perf_counter() - started, out
+        decode_cpu = time.process_time() - cpu
+        return prefill_s, time.perf_counter() - started, out, prefill_cpu, decode_cpu
 
     greedy(ids[:16], 4)
-    prefill, decode, tokens = [], [], []
+    prefill, decode, tokens, prefill_cpu, decode_cpu = [], [], [], [], []
     for _ in range(args.reps):
-        p, d, tokens = greedy(ids, args.decode)
+        p, d, tokens, pc, dc = greedy(ids, args.decode)
         prefill.append(len(ids) / p)
         decode.append(args.decode / d)
+        prefill_cpu.append(pc * 1000 / len(ids))
+        decode_cpu.append(dc * 1000 / args.decode)
     print(
         json.dumps(
             {
@@ -149,6 +153,8 @@ def run_llama(args):
                 "decode_tok_s": median(decode),
                 "prefill_tok_s_all": prefill,
                 "decode_tok_s_all": decode,
+                "prefill_cpu_ms_per_token": median(prefill_cpu),
+                "decode_cpu_ms_per_token": median(decode_cpu),
                 "generated": tokens,
                 "peak_rss_mib": peak_rss_mib(),
             }
@@ -228,6 +234,18 @@ def table(args):
 
     ratio_row("prefill tokens/s", vd["prefill_tok_s"], ld["prefill_tok_s"], "tok/s", None)
     ratio_row("decode tokens/s", vd["decode_tok_s"], ld["decode_tok_s"], "tok/s", DECODE_TARGET)
+    if "decode_cpu_ms_per_token" in vd and "decode_cpu_ms_per_token" in ld:
+        # CPU time per token (all threads): on a shared machine, the work each engine does.
+        ratio_row("prefill CPU ms/token", vd["prefill_cpu_ms_per_token"],
+                  ld["prefill_cpu_ms_per_token"], "ms", None)
+        ratio_row("decode CPU ms/token", vd["decode_cpu_ms_per_token"],
+                  ld["decode_cpu_ms_per_token"], "ms", None)
+    if "baseline" in vd:
+        base = vd["baseline"]
+        ratio_row(f"prefill tokens/s, {base['engine']}", base["prefill_tok_s"], ld["prefill_tok_s"],
+                  "tok/s", None)
+        ratio_row(f"decode tokens/s, {base['engine']}", base["decode_tok_s"], ld["decode_tok_s"],
+                  "tok/s", None)
     ratio_row("embeddings/s", ve["embeddings_s"], se["embeddings_s"], "/s", EMBED_TARGET)
     load_row("chat model load", vd["load_s"], ld["load_s"])
     load_row("embeddings model load", ve["load_s"], se["load_s"])
@@ -239,7 +257,8 @@ def table(args):
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     print()
     print(f"chat: {vd['prompt_tokens']} prompt tokens, {vd['decode_tokens']} greedy decode tokens;"
-          f" reference {ld['engine']}")
+          f" Vigil {vd['engine']}, reference {ld['engine']}")
+    print(f"load average when the table was written: {os.getloadavg()[0]:.2f}")
     print(f"embeddings: {ve['sentences']} sentences, batch {ve['batch']}; reference {se['engine']}")
     print(f"threads: Vigil {vd['threads']}/{ve['threads']}, reference {ld['threads']}/{se['threads']};"
           f" medians of {len(vd['decode_tok_s_all'])} runs after a warm-up")

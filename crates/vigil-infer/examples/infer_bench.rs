@@ -1,30 +1,31 @@
 //! Inference throughput on this machine, as one JSON object on stdout, for `scripts/bench-infer`.
 //!
 //! ```text
-//! infer_bench decode --model FILE.gguf --ids FILE.json [--decode N] [--reps N]
+//! infer_bench decode --model FILE.gguf --ids FILE.json [--decode N] [--reps N] [--baseline candle]
 //! infer_bench embed --model DIR --sentences FILE.json [--batch N] [--reps N]
 //! ```
 //!
-//! `decode` loads a quantized llama-architecture GGUF, runs the prompt token ids (a JSON array,
+//! `decode` loads a quantized llama-architecture GGUF as the product does ([`ChatModel`], which
+//! picks the fast llama path when the weights allow), runs the prompt token ids (a JSON array,
 //! normally from llama.cpp's tokenizer so both engines see the same ids) through one forward pass
 //! (prefill), then `N` greedy decode steps; it reports load time, prefill and decode tokens per
 //! second (median over `--reps` after a warm-up), the greedy token ids and peak resident memory.
+//! `--baseline candle` also measures the same model on candle-transformers' `quantized_llama`
+//! (slow: about a minute per run) and reports it under `baseline`.
 //! `embed` loads the embeddings model folder and embeds the sentences (a JSON array of strings)
 //! in batches of `--batch`, reporting embeddings per second the same way.
 //!
-//! Threads: `RAYON_NUM_THREADS` (candle's matrix products and quantized kernels read it).
-//! The decode side drives `candle_transformers::models::quantized_llama` directly on token ids;
-//! it does not go through a chat API.
+//! Threads: `RAYON_NUM_THREADS` (candle's matrix products and quantized kernels read it, and the
+//! fast llama path takes its thread count from it).
 
 use anyhow::{bail, Context, Result};
-use candle_core::quantized::gguf_file;
-use candle_core::{Device, Tensor};
-use candle_transformers::models::quantized_llama::ModelWeights;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use vigil_infer::{Embedder, Manifest, ModelRole, ModelSearch, Verification};
+use vigil_infer::{
+    ChatEngine, ChatModel, ChatOptions, Embedder, Manifest, ModelRole, ModelSearch, Verification,
+};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -47,6 +48,7 @@ struct Options {
     decode: usize,
     batch: usize,
     reps: usize,
+    baseline: bool,
 }
 
 impl Options {
@@ -58,6 +60,7 @@ impl Options {
             decode: 128,
             batch: 32,
             reps: 5,
+            baseline: false,
         };
         while let Some(flag) = args.next() {
             let value = args
@@ -70,6 +73,11 @@ impl Options {
                 "--decode" => options.decode = number(&flag, &value)?,
                 "--batch" => options.batch = number(&flag, &value)?.max(1),
                 "--reps" => options.reps = number(&flag, &value)?.max(1),
+                "--baseline" => match value.as_str() {
+                    "candle" => options.baseline = true,
+                    "none" => options.baseline = false,
+                    _ => bail!("--baseline takes candle or none, not {value:?}"),
+                },
                 _ => bail!("unknown flag {flag}"),
             }
         }
@@ -99,11 +107,27 @@ fn decode(options: &Options) -> Result<serde_json::Value> {
         bail!("{} holds no token ids", ids_path.display());
     }
 
+    let mut report = measure(path, &ids, options, ChatEngine::Auto)?;
+    if options.baseline {
+        report["baseline"] = measure(path, &ids, options, ChatEngine::Candle)?;
+    }
+    report["peak_rss_mib"] = json!(peak_rss_mib());
+    Ok(report)
+}
+
+/// Load time, prefill and decode rates of one engine.
+fn measure(
+    path: &Path,
+    ids: &[u32],
+    options: &Options,
+    engine: ChatEngine,
+) -> Result<serde_json::Value> {
     let started = Instant::now();
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let content = gguf_file::Content::read(&mut file)?;
-    let mut model = ModelWeights::from_gguf(content, &mut file, &Device::Cpu)?;
+    let chat_options = ChatOptions {
+        engine,
+        ..ChatOptions::default()
+    };
+    let mut model = ChatModel::load_file(path, "chat", chat_options)?;
     let load_s = started.elapsed().as_secs_f64();
 
     // Warm-up: a short prompt and a few steps, so page faults and thread start-up are not timed.
@@ -111,15 +135,19 @@ fn decode(options: &Options) -> Result<serde_json::Value> {
 
     let mut prefill = Vec::new();
     let mut decode = Vec::new();
+    let mut prefill_cpu = Vec::new();
+    let mut decode_cpu = Vec::new();
     let mut tokens = Vec::new();
     for _ in 0..options.reps {
-        let run = run_greedy(&mut model, &ids, options.decode)?;
+        let run = run_greedy(&mut model, ids, options.decode)?;
         prefill.push(ids.len() as f64 / run.prefill_s);
         decode.push(options.decode as f64 / run.decode_s);
+        prefill_cpu.push(run.prefill_cpu_s * 1000.0 / ids.len() as f64);
+        decode_cpu.push(run.decode_cpu_s * 1000.0 / options.decode as f64);
         tokens = run.tokens;
     }
     Ok(json!({
-        "engine": "vigil (candle quantized_llama)",
+        "engine": format!("vigil ({})", model.engine_name()),
         "threads": candle_core::utils::get_num_threads(),
         "load_s": load_s,
         "prompt_tokens": ids.len(),
@@ -128,8 +156,9 @@ fn decode(options: &Options) -> Result<serde_json::Value> {
         "decode_tok_s": median(&mut decode),
         "prefill_tok_s_all": prefill,
         "decode_tok_s_all": decode,
+        "prefill_cpu_ms_per_token": median(&mut prefill_cpu),
+        "decode_cpu_ms_per_token": median(&mut decode_cpu),
         "generated": tokens,
-        "peak_rss_mib": peak_rss_mib(),
     }))
 }
 
@@ -137,43 +166,67 @@ fn decode(options: &Options) -> Result<serde_json::Value> {
 struct GreedyRun {
     prefill_s: f64,
     decode_s: f64,
+    /// CPU time of the whole process (every thread) in each phase: on a shared machine it
+    /// shows the work done, where wall time also shows the other processes.
+    prefill_cpu_s: f64,
+    decode_cpu_s: f64,
     tokens: Vec<u32>,
 }
 
-/// One forward pass over `prompt`, then `steps` greedy steps, from an empty cache.
-fn run_greedy(model: &mut ModelWeights, prompt: &[u32], steps: usize) -> Result<GreedyRun> {
-    model.clear_kv_cache();
+/// One forward pass over `prompt`, then `steps` greedy steps, as a new sequence.
+fn run_greedy(model: &mut ChatModel, prompt: &[u32], steps: usize) -> Result<GreedyRun> {
+    let cpu = process_cpu_s();
     let started = Instant::now();
-    let input = Tensor::new(prompt, &Device::Cpu)?.unsqueeze(0)?;
-    let logits = model.forward(&input, 0)?;
-    let mut next = argmax(&logits)?;
+    let (logits, _) = model.prefill(prompt)?;
+    let mut next = argmax(&logits);
     let prefill_s = started.elapsed().as_secs_f64();
+    let prefill_cpu_s = process_cpu_s() - cpu;
 
+    let cpu = process_cpu_s();
     let started = Instant::now();
     let mut tokens = Vec::with_capacity(steps);
     for step in 0..steps {
         tokens.push(next);
-        let input = Tensor::new(&[next], &Device::Cpu)?.unsqueeze(0)?;
-        let logits = model.forward(&input, prompt.len() + step)?;
-        next = argmax(&logits)?;
+        let logits = model.decode_step(next, prompt.len() + step)?;
+        next = argmax(&logits);
     }
     Ok(GreedyRun {
         prefill_s,
         decode_s: started.elapsed().as_secs_f64(),
+        prefill_cpu_s,
+        decode_cpu_s: process_cpu_s() - cpu,
         tokens,
     })
 }
 
+/// User and system CPU seconds of this process so far (`/proc/self/stat`, in clock ticks of
+/// 1/100 s); 0 where /proc is not available.
+fn process_cpu_s() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 counting from the state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// The id of the largest logit (the first one on ties, as llama.cpp's greedy sampler does).
-fn argmax(logits: &Tensor) -> Result<u32> {
-    let logits = logits.squeeze(0)?.to_vec1::<f32>()?;
+fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &value) in logits.iter().enumerate() {
         if value > logits[best] {
             best = i;
         }
     }
-    Ok(best as u32)
+    best as u32
 }
 
 /// Embeddings per second with the embedder the product uses.

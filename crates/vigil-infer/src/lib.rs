@@ -12,8 +12,8 @@ mod error;
 pub mod models;
 
 pub use chat::{
-    Architecture, CancelToken, ChatMessage, ChatModel, ChatModelInfo, ChatOptions, ChatTokenizer,
-    Generation, GenerationParams, Role, StopReason, TokenTimings,
+    Architecture, CancelToken, ChatEngine, ChatMessage, ChatModel, ChatModelInfo, ChatOptions,
+    ChatTokenizer, Generation, GenerationParams, Role, StopReason, TokenTimings,
 };
 pub use embed::Embedder;
 pub use error::{Error, Result};

@@ -8,6 +8,9 @@
 
 mod arch;
 mod constrained;
+mod fast_llama;
+mod kernels;
+mod pool;
 mod stream;
 pub mod template;
 pub mod tokenizer;
@@ -31,6 +34,7 @@ use crate::models::{ModelRole, ResolvedModel};
 use crate::{Error, Result};
 use arch::Weights;
 use constrained::JsonConstraint;
+use fast_llama::FastLlama;
 use stream::Utf8Stream;
 
 /// Control tokens that end an assistant's turn in common templates, used as stop tokens when
@@ -100,6 +104,29 @@ pub struct ChatOptions {
     pub tokenizer_json: Option<PathBuf>,
     /// A context length below the model's, to bound memory.
     pub max_context: Option<usize>,
+    /// Which implementation runs the model.
+    pub engine: ChatEngine,
+    /// Threads of the forward pass (the fast llama path; candle reads `RAYON_NUM_THREADS`).
+    /// Default: `RAYON_NUM_THREADS` when set, else the CPUs this process may use.
+    pub threads: Option<usize>,
+}
+
+/// The implementation that runs a chat model's forward pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatEngine {
+    /// The fast llama path when the GGUF is a llama model with Q4_0, Q4_1 or Q8_0 matrices,
+    /// candle otherwise.
+    #[default]
+    Auto,
+    /// candle-transformers' quantized implementations, always.
+    Candle,
+}
+
+/// A model's loaded weights with the implementation that runs them.
+enum Engine {
+    Candle(Box<Weights>),
+    Fast(Box<FastLlama>),
 }
 
 /// How tokens are chosen.
@@ -219,7 +246,7 @@ pub struct ChatModel {
     name: String,
     path: PathBuf,
     architecture: Architecture,
-    weights: Weights,
+    engine: Engine,
     tokenizer: Arc<ChatTokenizer>,
     template: ChatTemplate,
     bos: Option<u32>,
@@ -260,16 +287,39 @@ impl ChatModel {
         let (content, mut file, header) = Header::read(path, name, &options)?;
 
         let device = crate::embed::device(name)?;
-        let weights =
-            Weights::load(header.architecture, content, &mut file, &device).map_err(|source| {
-                Error::Candle {
+        let fast = match (options.engine, header.architecture, device.is_cpu()) {
+            (ChatEngine::Auto, Architecture::Llama, true) => fast_llama::unsupported(&content)
+                .map(|reason| tracing::info!(model = %name, %reason, "fast llama path not used"))
+                .is_none(),
+            _ => false,
+        };
+        let engine = if fast {
+            let threads = options
+                .threads
+                .unwrap_or_else(candle_core::utils::get_num_threads)
+                .max(1);
+            let model = FastLlama::load(
+                &content,
+                &mut file,
+                path,
+                name,
+                header.context_length,
+                threads,
+            )?;
+            Engine::Fast(Box::new(model))
+        } else {
+            let weights = Weights::load(header.architecture, content, &mut file, &device).map_err(
+                |source| Error::Candle {
                     model: name.to_owned(),
                     source,
-                }
-            })?;
+                },
+            )?;
+            Engine::Candle(Box::new(weights))
+        };
 
         tracing::info!(
             model = %name,
+            engine = if fast { "fast-llama" } else { "candle" },
             architecture = %header.architecture,
             context_length = header.context_length,
             vocabulary = header.tokenizer.vocab_size(),
@@ -280,7 +330,7 @@ impl ChatModel {
             name: name.to_owned(),
             path: path.to_path_buf(),
             architecture: header.architecture,
-            weights,
+            engine,
             tokenizer: Arc::new(header.tokenizer),
             template: header.template,
             bos: header.bos,
@@ -327,6 +377,14 @@ impl ChatModel {
     /// Its architecture.
     pub fn architecture(&self) -> Architecture {
         self.architecture
+    }
+
+    /// The implementation running the model: `fast-llama` or `candle`.
+    pub fn engine_name(&self) -> &'static str {
+        match self.engine {
+            Engine::Fast(_) => "fast-llama",
+            Engine::Candle(_) => "candle",
+        }
     }
 
     /// Longest sequence, prompt and generated tokens together.
@@ -455,15 +513,13 @@ impl ChatModel {
     pub fn prefill(&mut self, prompt: &[u32]) -> Result<(Vec<f32>, Duration)> {
         let started = Instant::now();
         let logits = self.forward(prompt, 0)?;
-        let logits = self.logits_vec(&logits)?;
         Ok((logits, started.elapsed()))
     }
 
     /// Runs one token at `position` (the number of tokens already in the sequence) and
     /// returns the next token's logits.
     pub fn decode_step(&mut self, token: u32, position: usize) -> Result<Vec<f32>> {
-        let logits = self.forward(&[token], position)?;
-        self.logits_vec(&logits)
+        self.forward(&[token], position)
     }
 
     /// Prefill on `prompt`, then `decode_tokens` greedy decode steps whatever tokens come,
@@ -490,7 +546,10 @@ impl ChatModel {
 
     /// Drops the key-value cache (a new generation replaces it anyway; this frees memory).
     pub fn clear_cache(&mut self) {
-        self.weights.clear_cache();
+        match &mut self.engine {
+            Engine::Candle(weights) => weights.clear_cache(),
+            Engine::Fast(model) => model.clear_cache(),
+        }
     }
 
     fn run(
@@ -537,7 +596,7 @@ impl ChatModel {
             let closing = mask.is_some() && limit - tokens.len() <= constrained::CLOSING_RESERVE;
             let recent = &history[history.len().saturating_sub(params.repeat_last_n)..];
             // The penalty and the mask change logits, before softmax and sampling.
-            let mut values = self.logits_vec(&logits)?;
+            let mut values = std::mem::take(&mut logits);
             apply_repeat_penalty(&mut values, params.repeat_penalty, recent);
             if let Some(mask) = &mask {
                 constrained::apply_mask(&mut values, mask, closing.then_some(&*self.tokenizer));
@@ -615,7 +674,7 @@ impl ChatModel {
     }
 
     /// One forward pass over `tokens` starting at `position`; the logits of the last one.
-    fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Tensor> {
+    fn forward(&mut self, tokens: &[u32], position: usize) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             return Err(Error::Unsupported {
                 model: self.name.clone(),
@@ -624,22 +683,24 @@ impl ChatModel {
         }
         self.check_context(position + tokens.len())?;
         let _span = tracing::trace_span!("forward", tokens = tokens.len(), position).entered();
+        let weights = match &mut self.engine {
+            Engine::Fast(model) => return model.forward(tokens, position).map(<[f32]>::to_vec),
+            Engine::Candle(weights) => weights,
+        };
         let input = Tensor::new(tokens, &self.device)
             .and_then(|t| t.unsqueeze(0))
-            .map_err(|source| self.candle_error(source))?;
-        self.weights
+            .map_err(|source| Error::Candle {
+                model: self.name.clone(),
+                source,
+            })?;
+        weights
             .forward(&input, position)
             .and_then(|logits| logits.to_dtype(candle_core::DType::F32))
+            .and_then(|logits| logits.to_vec1::<f32>())
             .map_err(|source| Error::Candle {
                 model: self.name.clone(),
                 source,
             })
-    }
-
-    fn logits_vec(&self, logits: &Tensor) -> Result<Vec<f32>> {
-        logits
-            .to_vec1::<f32>()
-            .map_err(|source| self.candle_error(source))
     }
 
     fn candle_error(&self, source: candle_core::Error) -> Error {

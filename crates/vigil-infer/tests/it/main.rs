@@ -4,6 +4,7 @@
 
 mod chat;
 mod embeddings;
+mod fast_llama;
 
 use std::path::{Path, PathBuf};
 
