@@ -81,6 +81,40 @@ CREATE TABLE srv_triage (
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (artifact_id, fingerprint)
 );",
+}, Migration {
+    id: "reviews/0002_finding_frameworks",
+    // One row per framework name or id a latest finding maps to, ordered by score within each,
+    // with the other filter columns beside it: a framework filter reads one range of this table
+    // instead of scanning every finding for a token.
+    sql: "
+CREATE TABLE srv_finding_frameworks (
+    token TEXT NOT NULL,
+    score REAL NOT NULL,
+    fingerprint TEXT NOT NULL,
+    artifact_id TEXT NOT NULL,
+    review_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    team TEXT,
+    project TEXT,
+    tool TEXT NOT NULL,
+    PRIMARY KEY (token, score DESC, fingerprint, artifact_id)
+) WITHOUT ROWID;
+CREATE INDEX srv_finding_frameworks_by_finding ON srv_finding_frameworks (artifact_id, fingerprint);
+WITH RECURSIVE split(artifact_id, fingerprint, rest, token) AS (
+    SELECT artifact_id, fingerprint, ltrim(frameworks), NULL FROM srv_findings
+    UNION ALL
+    SELECT artifact_id, fingerprint, ltrim(substr(rest, instr(rest, ' '))),
+        substr(rest, 1, instr(rest, ' ') - 1)
+    FROM split WHERE instr(rest, ' ') > 0
+)
+INSERT OR IGNORE INTO srv_finding_frameworks (token, score, fingerprint, artifact_id, review_id,
+    rule, severity, status, team, project, tool)
+SELECT s.token, f.score, f.fingerprint, f.artifact_id, f.review_id, f.rule, f.severity,
+    f.status, f.team, f.project, f.tool
+FROM split s JOIN srv_findings f ON f.artifact_id = s.artifact_id AND f.fingerprint = s.fingerprint
+WHERE s.token IS NOT NULL AND s.token <> '';",
 }];
 
 /// The organisation whose disposition counts triage feeds (one per appliance today).
@@ -297,6 +331,10 @@ pub fn insert_review(tx: &Transaction<'_>, new: &NewReview) -> Result<bool> {
         "DELETE FROM srv_finding_bodies WHERE artifact_id = ?1",
         [&artifact],
     )?;
+    tx.execute(
+        "DELETE FROM srv_finding_frameworks WHERE artifact_id = ?1",
+        [&artifact],
+    )?;
     carry_triage(tx, &artifact, &recorded.diff)?;
     for (i, finding) in new.review.findings.iter().enumerate() {
         let recall = new.recall.get(i).filter(|r| r.fingerprint == finding.id);
@@ -388,6 +426,7 @@ fn insert_finding(
 ) -> Result<()> {
     let review = &new.review;
     let recall_json = recall.map(to_json).transpose()?;
+    let frameworks = framework_tokens(f);
     tx.execute(
         "INSERT OR REPLACE INTO srv_findings (artifact_id, fingerprint, review_id, artifact_title, \
          rule, title, severity, score, status, team, project, tool, frameworks, first_seen_ms, \
@@ -405,7 +444,7 @@ fn insert_finding(
             review.meta.team,
             review.meta.project,
             review.format.as_str(),
-            framework_tokens(f),
+            frameworks,
             *first_seen as i64,
             f.score
                 .sla_days
@@ -417,11 +456,32 @@ fn insert_finding(
          recall_json) VALUES (?1, ?2, ?3, ?4)",
         params![review.artifact, f.id, to_json(f)?, recall_json],
     )?;
+    let tokens: std::collections::BTreeSet<&str> = frameworks.split_whitespace().collect();
+    let mut put = tx.prepare(
+        "INSERT OR REPLACE INTO srv_finding_frameworks (token, score, fingerprint, artifact_id, \
+         review_id, rule, severity, status, team, project, tool) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for token in tokens {
+        put.execute(params![
+            token,
+            f.score.value,
+            f.id,
+            review.artifact,
+            new.id,
+            f.rule,
+            f.score.severity.as_str(),
+            triage.status,
+            review.meta.team,
+            review.meta.project,
+            review.format.as_str(),
+        ])?;
+    }
     Ok(())
 }
 
 /// The frameworks a finding maps to, as ` name id id name id ` (lower case, spaces inside an id
-/// replaced), so one `instr` finds a framework by name or one id.
+/// replaced); each word is also a row of `srv_finding_frameworks`, where a filter finds it.
 pub fn framework_tokens(f: &Finding) -> String {
     let refs = &f.frameworks;
     let mut out = String::from(" ");
@@ -585,10 +645,12 @@ pub fn triage(
     change(&mut state);
 
     save_triage(tx, &artifact, fingerprint, &rule, &state, first_seen as u64)?;
-    tx.execute(
-        "UPDATE srv_findings SET status = ?3 WHERE artifact_id = ?1 AND fingerprint = ?2",
-        params![artifact, fingerprint, state.status],
-    )?;
+    for table in ["srv_findings", "srv_finding_frameworks"] {
+        tx.execute(
+            &format!("UPDATE {table} SET status = ?3 WHERE artifact_id = ?1 AND fingerprint = ?2"),
+            params![artifact, fingerprint, state.status],
+        )?;
+    }
     if state.status != before.status {
         let detail = format!("{} -> {}", before.status, state.status);
         workflow::history(tx, &artifact, fingerprint, None, "status", &detail)?;
@@ -759,7 +821,8 @@ pub fn finding_history(conn: &Connection, fingerprint: &str) -> Result<Vec<Histo
     Ok(rows)
 }
 
-/// The findings query as SQL conditions (joined by AND) and their parameters.
+/// The findings query's conditions other than the framework, as SQL (joined by AND) over the
+/// columns `srv_findings` and `srv_finding_frameworks` share, and their parameters.
 fn conditions(q: &FindingQuery) -> (String, Vec<Value>) {
     let mut parts = vec!["1".to_owned()];
     let mut values = Vec::new();
@@ -778,10 +841,6 @@ fn conditions(q: &FindingQuery) -> (String, Vec<Value>) {
             parts.push(format!("{col} = ?"));
             values.push(Value::Text(v.clone()));
         }
-    }
-    if let Some(fw) = &q.framework {
-        parts.push("instr(frameworks, ?) > 0".to_owned());
-        values.push(Value::Text(format!(" {} ", framework_token(fw))));
     }
     (parts.join(" AND "), values)
 }
@@ -856,25 +915,27 @@ impl RawFinding {
 
 /// Findings of each artifact's latest review that match, highest score first.
 pub fn findings(conn: &Connection, q: &FindingQuery) -> Result<Page<FindingRow>> {
-    let (cond, values) = conditions(q);
+    let (mut cond, mut values) = conditions(q);
+    // With a framework, the framework table's range for that token, in score order, holds
+    // every filter column: count and page read that range alone.
+    let table = match &q.framework {
+        Some(fw) => {
+            cond = format!("token = ? AND {cond}");
+            values.insert(0, Value::Text(framework_token(fw)));
+            "srv_finding_frameworks"
+        }
+        None => "srv_findings",
+    };
     let total: i64 = conn.query_row(
-        &format!("SELECT count(*) FROM srv_findings WHERE {cond}"),
+        &format!("SELECT count(*) FROM {table} WHERE {cond}"),
         params_from_iter(values.iter()),
         |r| r.get(0),
     )?;
-    // A framework is matched inside a column no index covers: one scan of the narrow table
-    // and a bounded sort beat walking the score index with a row lookup per entry.
-    // TODO(findings-framework-index): a framework filter still scans every finding twice (count
-    // and page): p99 about 150-200 ms at 100,000 findings on the shared 2-core machine, against
-    // 100 ms; a (framework id, score) table with the other filter columns would make it a seek.
-    let order = if q.framework.is_some() {
-        "score + 0 DESC, fingerprint"
-    } else {
-        "score DESC, fingerprint"
-    };
     let sql = format!(
-        "SELECT {FINDING_COLUMNS} FROM (SELECT * FROM srv_findings WHERE {cond} \
-         ORDER BY {order} LIMIT {} OFFSET {}) f {FINDING_JOINS} \
+        "SELECT {FINDING_COLUMNS} FROM (SELECT artifact_id, fingerprint FROM {table} \
+         WHERE {cond} ORDER BY score DESC, fingerprint LIMIT {} OFFSET {}) p \
+         CROSS JOIN srv_findings f ON f.artifact_id = p.artifact_id \
+         AND f.fingerprint = p.fingerprint {FINDING_JOINS} \
          ORDER BY f.score DESC, f.fingerprint",
         q.limit, q.offset
     );
@@ -1253,4 +1314,40 @@ fn weekly(conn: &Connection, now_ms: i64, weeks: u32) -> Result<Vec<WeekFigures>
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_framework_table_is_filled_from_findings_stored_before_it() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrate::apply(&mut conn, &MIGRATIONS[..1]).unwrap();
+        conn.execute(
+            "INSERT INTO srv_findings (artifact_id, fingerprint, review_id, artifact_title, rule, \
+             title, severity, score, status, team, project, tool, frameworks, first_seen_ms) \
+             VALUES ('a', 'f1', 'r1', 'T', 'VGL-1', 't', 'high', 7.5, 'open', 'pay', NULL, \
+             'markdown', ' cwe cwe-319 owasp_2021 a02:2021 ', 1)",
+            [],
+        )
+        .unwrap();
+        crate::migrate::apply(&mut conn, MIGRATIONS).unwrap();
+
+        let rows: Vec<(String, f64, String, Option<String>)> = conn
+            .prepare(
+                "SELECT token, score, status, team FROM srv_finding_frameworks \
+                 WHERE fingerprint = 'f1' ORDER BY token",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let tokens: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(tokens, ["a02:2021", "cwe", "cwe-319", "owasp_2021"]);
+        assert!(rows
+            .iter()
+            .all(|r| r.1 == 7.5 && r.2 == "open" && r.3.as_deref() == Some("pay")));
+    }
 }

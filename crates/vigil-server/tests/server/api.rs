@@ -87,6 +87,39 @@ async fn submit_read_filter_triage_and_export() {
     .await
     .json();
     assert!(by_cwe["total"].as_u64().unwrap() > 0);
+    // The framework filter agrees with the findings' own mappings, in score order.
+    let every = send(
+        &s.app,
+        request("GET", "/api/v1/findings?limit=500", Some(&dev), vec![]),
+    )
+    .await
+    .json();
+    let with_cwe: Vec<&serde_json::Value> = every["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["finding"]["cwe"].as_array().is_some_and(|c| !c.is_empty()))
+        .map(|f| &f["id"])
+        .collect();
+    let cwe_page = send(
+        &s.app,
+        request(
+            "GET",
+            "/api/v1/findings?framework=cwe&limit=500",
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await
+    .json();
+    let listed: Vec<&serde_json::Value> = cwe_page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| &f["id"])
+        .collect();
+    assert_eq!(listed, with_cwe);
+    assert_eq!(cwe_page["total"].as_u64().unwrap() as usize, with_cwe.len());
     let bad = send(
         &s.app,
         request("GET", "/api/v1/findings?severity=dire", Some(&dev), vec![]),
@@ -127,6 +160,22 @@ async fn submit_read_filter_triage_and_export() {
     .json();
     assert_eq!(accepted["total"], 1);
     assert_eq!(accepted["items"][0]["state"]["assignee"], "ana");
+    // A framework filter by one id, combined with the triaged status, finds the finding.
+    let cwe = &first["finding"]["cwe"][0];
+    assert!(cwe.is_u64(), "the top finding cites a CWE: {first}");
+    let by_id = send(
+        &s.app,
+        request(
+            "GET",
+            &format!("/api/v1/findings?framework=CWE-{cwe}&status=risk_accepted"),
+            Some(&dev),
+            vec![],
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(by_id["total"], 1, "{by_id}");
+    assert_eq!(by_id["items"][0]["id"], first["id"]);
 
     let svg = send(
         &s.app,
