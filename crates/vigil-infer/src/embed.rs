@@ -120,6 +120,7 @@ impl Embedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|e| self.tokenizer_error(e))?;
+        crate::usage::count_embedded(encodings.iter().map(|e| e.get_ids().len()).sum());
 
         // Texts of similar length share a batch, so little of each batch is padding.
         let mut order: Vec<usize> = (0..encodings.len()).collect();

@@ -10,6 +10,7 @@ pub mod chat;
 pub mod embed;
 mod error;
 pub mod models;
+mod usage;
 
 pub use chat::{
     Architecture, CancelToken, ChatEngine, ChatMessage, ChatModel, ChatModelInfo, ChatOptions,
@@ -17,4 +18,5 @@ pub use chat::{
 };
 pub use embed::Embedder;
 pub use error::{Error, Result};
+pub use usage::{token_usage, TokenUsage};
 pub use models::{Manifest, ModelRole, ModelSearch, ModelSpec, ResolvedModel, Verification};

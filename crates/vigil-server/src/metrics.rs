@@ -1,9 +1,9 @@
 //! Prometheus metrics, kept in process and written in the text exposition format: requests and
 //! their latencies by route, webhook outcomes, analysis time, and the inbox's depth (read from
 //! the store when scraped).
-// TODO(model-metrics): prompt and generated token counters belong here once `vigil serve` runs
-// the chat reviewer (it analyses without models today) and vigil-infer's `generate_json` reports
-// the counts its `Generation` holds (it returns the JSON value alone).
+//!
+//! Model tokens are the process's counts from vigil-infer: the embeddings memory computes, and
+//! chat prompt and generated tokens when a chat model runs in this process.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -129,6 +129,19 @@ impl Metrics {
         out.push_str("# HELP vigil_analysis_failures_total Analyses that failed.\n");
         out.push_str("# TYPE vigil_analysis_failures_total counter\n");
         let _ = writeln!(out, "vigil_analysis_failures_total {}", r.analysis_failures);
+        let usage = vigil_infer::token_usage();
+        out.push_str(
+            "# HELP vigil_model_tokens_total Tokens the local models processed: embedded, chat \
+             prompt and generated.\n",
+        );
+        out.push_str("# TYPE vigil_model_tokens_total counter\n");
+        for (kind, n) in [
+            ("embedded", usage.embedded),
+            ("prompt", usage.prompt),
+            ("generated", usage.generated),
+        ] {
+            let _ = writeln!(out, "vigil_model_tokens_total{{kind=\"{kind}\"}} {n}");
+        }
         if let Some(d) = depth {
             out.push_str("# HELP vigil_inbox_events Webhook inbox events by status.\n");
             out.push_str("# TYPE vigil_inbox_events gauge\n");

@@ -651,6 +651,7 @@ impl ChatModel {
             decode_ms = decode.as_millis() as u64,
             "generation finished"
         );
+        crate::usage::count_generation(prompt.len(), tokens.len());
         Ok(Generation {
             text,
             generated_tokens: tokens.len(),

@@ -48,7 +48,11 @@ fn vectors_match_sentence_transformers() -> Result<()> {
     let fixture = fixture()?;
     let texts: Vec<&str> = fixture.cases.iter().map(|c| c.text.as_str()).collect();
 
+    let before = vigil_infer::token_usage().embedded;
     let vectors = embedder.embed(&texts)?;
+    // Every text is at least [CLS] word [SEP]; other tests may embed at the same time.
+    let counted = vigil_infer::token_usage().embedded - before;
+    assert!(counted >= 3 * texts.len() as u64, "{counted} tokens counted");
 
     assert_eq!(vectors.len(), fixture.cases.len());
     let mut worst = f32::MAX;

@@ -300,6 +300,8 @@ async fn openapi_reference_health_and_metrics() {
         "vigil_http_requests_total{method=\"GET\",route=\"/api/docs\",status=\"200\"} 1"
     ));
     assert!(text.contains("vigil_inbox_events{status=\"pending\"} 0"));
+    assert!(text.contains("# TYPE vigil_model_tokens_total counter"));
+    assert!(text.contains("vigil_model_tokens_total{kind=\"generated\"}"));
 }
 
 #[tokio::test]
