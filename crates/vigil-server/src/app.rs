@@ -222,7 +222,14 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     let app = router(state.clone());
 
-    state.mark_ready();
+    // Ready once memory's search index is in place; health answers meanwhile.
+    let preparing = state.clone();
+    tokio::spawn(async move {
+        match preparing.reviews.prepare().await {
+            Ok(()) => preparing.mark_ready(),
+            Err(err) => tracing::error!(error = %err, "cannot prepare the memory index"),
+        }
+    });
     let tls = match (&state.config.tls_cert, &state.config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,

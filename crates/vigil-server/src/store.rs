@@ -343,6 +343,11 @@ pub struct Page<T> {
 
 /// Reviews, their findings and the findings' workflow state.
 pub trait ReviewStore: Send + Sync + 'static {
+    /// Readies what searches read (the memory index) so the first query does not pay for it;
+    /// the service is marked ready once it returns.
+    fn prepare(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
     /// Stores a review; storing the same id again changes nothing. True when it was new.
     fn put_review(&self, review: StoredReview) -> StoreFuture<'_, bool>;
     /// One review.
