@@ -8,7 +8,8 @@
 //! Findings list: 100,000 findings in the SQLite review store (in a temporary folder), pages of
 //! filtered lists timed through the router. Target: p99 under 100 ms.
 //!
-//! `cargo bench -p vigil-server --bench intake`; `VIGIL_BENCH_SECS` sets the intake run's length
+//! `cargo test -p vigil-server --bench intake --locked` (in the test profile the project builds
+//! in, numeric crates optimised; `cargo bench` would start a separate release build); `VIGIL_BENCH_SECS` sets the intake run's length
 //! (default 10), `VIGIL_BENCH_CLIENTS` its clients (default 16).
 
 use std::collections::BTreeMap;

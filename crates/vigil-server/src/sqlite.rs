@@ -19,7 +19,8 @@ use vigil_store::lineage::FindingDiff;
 use vigil_store::recall::{self, FindingRecall, RecallConfig, RecallContext};
 use vigil_store::reviews::{self, FindingQuery, FindingRow, NewReview, TriageNote, TriageState};
 use vigil_store::{
-    inbox, sessions, tokens, ArtifactRecord, DataDir, Memory, OpsOptions, OpsStore, TextEmbedder,
+    inbox, sessions, tokens, ArtifactRecord, DataDir, Memory, OpsOptions, OpsStore, PutOutcome,
+    TextEmbedder,
 };
 
 use crate::app::{now_ms, Stores};
@@ -340,6 +341,15 @@ impl TextEmbedder for NoEmbedder {
     }
 }
 
+/// What [`SqliteReviews::store_analysis`] wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnalysisStored {
+    /// Whether the review was new (false: the same review was stored before).
+    pub review_stored: bool,
+    /// The artifact version in memory, when the artifact was stored.
+    pub put: Option<PutOutcome>,
+}
+
 impl SqliteReviews {
     /// Reviews over `ops`, consulting memory as `recall` says.
     pub fn new(ops: OpsStore, recall: RecallSetup) -> SqliteReviews {
@@ -381,14 +391,40 @@ impl SqliteReviews {
 
     /// Stores the artifact's text in memory, consults memory, and records the review.
     async fn store(&self, stored: StoredReview, artifact: Option<Artifact>) -> Result<bool> {
+        Ok(self.store_analysis(stored, artifact.as_ref()).await?.review_stored)
+    }
+
+    /// What the service does with an analysed artifact version, for callers outside it (such
+    /// as `vigil ingest`): its text and its finding texts go into memory (unchanged chunks keep
+    /// their embeddings), memory is consulted, and the review is recorded. Nothing is done again
+    /// for a review already stored; a run cut off before the review was recorded redoes only
+    /// what is missing.
+    pub async fn store_analysis(
+        &self,
+        stored: StoredReview,
+        artifact: Option<&Artifact>,
+    ) -> Result<AnalysisStored> {
         if self.exists(&stored.id).await? {
-            return Ok(false);
+            return Ok(AnalysisStored::default());
         }
-        if let Some(artifact) = &artifact {
+        let mut put = None;
+        if let Some(artifact) = artifact {
             let record = ArtifactRecord::from_artifact(artifact, stored.created_ms as i64);
-            self.memory
+            let outcome = self
+                .memory
                 .put_artifact(&record, self.embedder.as_ref())
                 .await?;
+            if self.has_embedder {
+                self.memory
+                    .add_findings(
+                        &record,
+                        outcome.version,
+                        &stored.review.findings,
+                        self.embedder.as_ref(),
+                    )
+                    .await?;
+            }
+            put = Some(outcome);
         }
 
         let mut review = stored.review;
@@ -400,10 +436,11 @@ impl SqliteReviews {
             review,
             recall: recalled,
         };
-        Ok(self
+        let review_stored = self
             .ops
             .transaction(move |tx| reviews::insert_review(tx, &new))
-            .await?)
+            .await?;
+        Ok(AnalysisStored { review_stored, put })
     }
 
     /// Runs recall over a review before it is stored.
@@ -538,6 +575,19 @@ fn stored_review(row: reviews::ReviewRow) -> StoredReview {
 }
 
 impl ReviewStore for SqliteReviews {
+    fn prepare(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let chunks = self.memory.prepare_index().await?;
+            tracing::info!(
+                chunks,
+                ms = started.elapsed().as_millis() as u64,
+                "memory search index ready"
+            );
+            Ok(())
+        })
+    }
+
     fn put_review(&self, review: StoredReview) -> StoreFuture<'_, bool> {
         Box::pin(self.store(review, None))
     }

@@ -262,8 +262,8 @@ impl Memory {
             .collect())
     }
 
-    /// Stores the finding texts of one artifact version with their embeddings, so later reviews
-    /// find similar past findings.
+    /// Stores the finding texts of one artifact version with their embeddings, replacing what
+    /// an earlier call stored for that version (so a repeated call stores them once).
     pub async fn add_findings(
         &self,
         artifact: &crate::memory::ArtifactRecord,
@@ -281,6 +281,10 @@ impl Memory {
         let a = artifact.clone();
         self.ops()
             .transaction(move |tx| {
+                tx.execute(
+                    "DELETE FROM mem_findings WHERE artifact_id = ?1 AND version = ?2",
+                    params![a.artifact_id, version],
+                )?;
                 let mut stmt = tx.prepare(
                     "INSERT INTO mem_findings (fingerprint, artifact_id, version, rule, element, \
                      title, text, tool, team, project, created_at, vector) \

@@ -4,13 +4,17 @@
 use anyhow::{bail, Context, Result};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use vigil_analysis::Engine;
 use vigil_infer::{Embedder, ModelRole, ModelSearch, Verification};
 use vigil_store::decisions::now_ms;
-use vigil_store::{ArtifactRecord, DataDir, Decision, Memory, OpsOptions, OpsStore};
+use vigil_server::app::review_id;
+use vigil_server::sqlite::{RecallSetup, SqliteReviews};
+use vigil_server::store::StoredReview;
+use vigil_store::{DataDir, Decision, OpsOptions, OpsStore};
 
 use crate::config::Config;
 
@@ -86,7 +90,7 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
     if inputs.files.is_empty() {
         bail!("no input files found under the given paths");
     }
-    let embedder = embedder(config)?;
+    let embedder: Arc<Embedder> = Arc::new(embedder(config)?);
     let started = Instant::now();
     let mut tally = Tally {
         failed: inputs.errors.len(),
@@ -95,12 +99,19 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
 
     runtime()?.block_on(async {
         let ops = open_ops(config).await?;
-        let memory = Memory::new(ops.clone(), embedder.dimensions());
+        let reviews = SqliteReviews::new(
+            ops,
+            RecallSetup {
+                embedder: Some(embedder.clone()),
+                config: config.memory.clone(),
+                bands: config.scoring.bands.clone(),
+            },
+        );
         let mut progress = Progress::new(inputs.files.len());
         for file in &inputs.files {
             progress.step(file);
             let done =
-                ingest_file(engine, config, &ops, &memory, &embedder, file, &mut tally).await;
+                ingest_file(engine, config, &reviews, embedder.as_ref(), file, &mut tally).await;
             if let Err(err) = done {
                 progress.interrupt();
                 eprintln!("error: {}: {err:#}", file.display());
@@ -133,15 +144,14 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
 async fn ingest_file(
     engine: &Engine,
     config: &Config,
-    ops: &OpsStore,
-    memory: &Memory,
+    reviews: &SqliteReviews,
     embedder: &Embedder,
     file: &Path,
     tally: &mut Tally,
 ) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     if let Some(decisions) = decision_export(file, &bytes)? {
-        memory.add_decisions(&decisions, embedder).await?;
+        reviews.memory().add_decisions(&decisions, embedder).await?;
         tally.decisions += decisions.len();
         return Ok(());
     }
@@ -150,29 +160,27 @@ async fn ingest_file(
     let artifacts =
         vigil_analysis::normalize::normalize(&origin, &bytes, &config.analysis.limits())?;
     for artifact in &artifacts {
-        let record = ArtifactRecord::from_artifact(artifact, now_ms());
-        let put = memory.put_artifact(&record, embedder).await?;
-        tally.embedded += put.embedded;
-        tally.reused += put.reused;
-        if put.created {
-            tally.versions += 1;
-        } else {
-            tally.unchanged += 1;
-        }
-        // A run killed after the version was stored and before its review was: review it now.
-        let reviewed = ops
-            .latest_review(&record.artifact_id)
-            .await?
-            .is_some_and(|r| r.artifact_version >= put.version);
-        // TODO(memory-recall): consult memory (vigil_store::recall) here and in `analyze` before
-        // a review is recorded; today only library callers run it.
-        if !reviewed {
-            let review = engine.analyze_artifact(artifact);
-            let findings = review.findings.clone();
-            ops.record_review(review, put.version).await?;
-            memory
-                .add_findings(&record, put.version, &findings, embedder)
-                .await?;
+        // The service's own path: text and finding texts into memory, memory consulted (decisions,
+        // approved patterns, precedents, feedback), then the review, visible in `vigil serve`.
+        let review = engine.analyze_artifact(artifact);
+        let stored = StoredReview {
+            id: review_id(&review),
+            source: "ingest".to_owned(),
+            created_ms: now_ms() as u64,
+            review,
+        };
+        let done = reviews.store_analysis(stored, Some(artifact)).await?;
+        match done.put {
+            Some(put) => {
+                tally.embedded += put.embedded;
+                tally.reused += put.reused;
+                if put.created {
+                    tally.versions += 1;
+                } else {
+                    tally.unchanged += 1;
+                }
+            }
+            None => tally.unchanged += 1,
         }
     }
     Ok(())

@@ -293,6 +293,69 @@ mod store {
         );
         assert_eq!(count(&conn, "SELECT max(version) FROM mem_artifacts"), 1);
         assert_eq!(count(&conn, "SELECT count(*) FROM review_versions"), 40);
+        // The reviews are the service's: one latest review per artifact.
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM srv_reviews WHERE latest = 1"),
+            40
+        );
+    }
+
+    #[test]
+    fn ingested_decisions_apply_to_the_documents_ingested_after_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let docs = tmp.path().join("docs");
+        documents(&docs, 1);
+
+        // What the rules raise on the document, without memory.
+        let first = tmp.path().join("first");
+        let out = command(&first, &["ingest", path(&docs)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let (rule, component): (String, String) = db(&first)
+            .query_row(
+                "SELECT f.rule, json_extract(b.finding_json, '$.element_name') FROM srv_findings f \
+                 JOIN srv_finding_bodies b USING (artifact_id, fingerprint) \
+                 ORDER BY f.score DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let raised = count(
+            &db(&first),
+            &format!("SELECT count(*) FROM srv_findings WHERE rule = '{rule}'"),
+        );
+
+        // The team marked that rule on that component a false positive before.
+        let csv = tmp.path().join("decisions.csv");
+        std::fs::write(
+            &csv,
+            format!(
+                "id,kind,scope,rule,component,rationale\n\
+                 d1,false_positive,rule_on_component,{rule},{component},handled by the platform\n"
+            ),
+        )
+        .unwrap();
+        let second = tmp.path().join("second");
+        let out = command(&second, &["ingest", path(&csv), path(&docs)])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let conn = db(&second);
+        let dismissed = count(
+            &conn,
+            &format!(
+                "SELECT count(*) FROM srv_findings WHERE rule = '{rule}' \
+                 AND status = 'false_positive'"
+            ),
+        );
+        assert!(dismissed >= 1 && dismissed <= raised, "{dismissed} of {raised}");
+        assert_eq!(
+            count(
+                &conn,
+                &format!("SELECT count(*) FROM srv_findings WHERE rule <> '{rule}' AND status <> 'open'")
+            ),
+            0,
+            "other rules stay open"
+        );
     }
 
     #[test]
