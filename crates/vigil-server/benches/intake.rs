@@ -9,8 +9,9 @@
 //! filtered lists timed through the router. Target: p99 under 100 ms.
 //!
 //! `cargo test -p vigil-server --bench intake --locked` (in the test profile the project builds
-//! in, numeric crates optimised; `cargo bench` would start a separate release build); `VIGIL_BENCH_SECS` sets the intake run's length
-//! (default 10), `VIGIL_BENCH_CLIENTS` its clients (default 16).
+//! in, numeric crates optimised; `cargo bench` would start a separate release build).
+//! `VIGIL_BENCH_SECS` sets the intake run's length (default 10), `VIGIL_BENCH_CLIENTS` its
+//! clients (default 16).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;

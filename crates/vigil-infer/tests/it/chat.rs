@@ -184,6 +184,7 @@ fn greedy_generation_is_deterministic_and_starts_like_the_reference() -> Result<
         assert_eq!(a.text, again.text);
         assert_eq!(a.tokens, again.tokens);
         assert_eq!(a.prompt_tokens, first.ids.len());
+        let mut longest = 0;
         for (generation, conversation) in [(&a, first), (&b, other)] {
             let agree = generation
                 .tokens
@@ -196,15 +197,16 @@ fn greedy_generation_is_deterministic_and_starts_like_the_reference() -> Result<
                 conversation.greedy_ids.len(),
                 generation.text
             );
-            // transformers runs the weights de-quantized to float32, candle multiplies them
-            // quantized (activations quantized to 8 bits): the first tokens must agree, then
-            // near-ties may go either way.
-            assert!(
-                agree >= 2,
-                "only {agree} tokens agree: {:?}",
-                generation.text
-            );
+            // transformers runs the weights de-quantized to float32, Vigil multiplies them
+            // quantized (activations quantized to 8 bits per block, as llama.cpp does): the
+            // first token must agree; after it a near-tie may go either way (the first
+            // conversation's second token is one: candle's top two are 0.48 apart), so a long
+            // agreement is asked of one conversation, not of each. A broken forward pass (cache,
+            // rotary positions, a kernel) agrees on a token or two at most.
+            assert!(agree >= 1, "the first token differs: {:?}", generation.text);
+            longest = longest.max(agree);
         }
+        assert!(longest >= 8, "at most {longest} tokens agree in any conversation");
         assert!(a.prefill > std::time::Duration::ZERO && a.decode > std::time::Duration::ZERO);
         Ok(())
     })
