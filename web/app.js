@@ -229,6 +229,7 @@ async function route() {
     else if (section === 'reviews' && id) await reviewPage(id);
     else if (section === 'reviews') await reviewsPage();
     else if (section === 'decisions') await decisionsPage();
+    else if (section === 'inbox') await inboxPage(params);
     else await dashboardPage();
   } catch (err) {
     if (err.status !== 401) page('Error', h('h1', {}, 'Something went wrong'), errorBox(err));
@@ -253,7 +254,7 @@ document.addEventListener('keydown', (event) => {
   }
   if (pendingG) {
     pendingG = false;
-    const to = { d: 'dashboard', f: 'findings', a: 'reviews', r: 'decisions' }[event.key];
+    const to = { d: 'dashboard', f: 'findings', a: 'reviews', r: 'decisions', i: 'inbox' }[event.key];
     if (to) { location.hash = `#/${to}`; event.preventDefault(); return; }
   }
   if (event.key === 'g') { pendingG = true; return; }
@@ -773,6 +774,65 @@ async function decisionsPage() {
   }
   page('Decisions', h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Decisions and exceptions'),
     h('p', { class: 'muted' }, 'Accepted risks, false positives and approved patterns, with their expiry.'))), body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook inbox and its dead-letter list
+
+const EVENT_STATUSES = ['dead', 'pending', 'processing', 'done'];
+
+async function inboxPage(params) {
+  const status = EVENT_STATUSES.includes(params.get('status')) ? params.get('status') : 'dead';
+  let inbox;
+  try {
+    inbox = await api('GET', `/api/v1/inbox${query({ status, limit: 200 })}`);
+  } catch (err) {
+    if (err.status !== 403) throw err;
+    page('Inbox', h('h1', {}, 'Webhook inbox'), errorBox(err),
+      h('p', { class: 'muted' }, 'Administrators, security engineers and auditors see the inbox.'));
+    return;
+  }
+  const depth = inbox.depth;
+  const tile = (s, label) => h('div', { class: 'panel', role: 'listitem' },
+    h('a', { href: `#/inbox${query({ status: s })}`, 'aria-current': s === status ? 'true' : null },
+      h('div', { class: 'kpi' }, depth[s])),
+    h('div', { class: 'kpi-label' }, label));
+  const retry = async (event, button) => {
+    button.disabled = true;
+    try {
+      await api('POST', `/api/v1/inbox/${event.id}/retry`);
+      flash(`Event ${event.id} (${event.delivery_id}) is queued again.`);
+      route();
+    } catch (err) {
+      button.disabled = false;
+      flash(err.message, true);
+    }
+  };
+  const columns = ['Received', 'Connector', 'Event', 'Delivery', 'Attempts', status === 'done' ? 'Outcome' : 'Last error', 'Size'];
+  if (status === 'dead' && canTriage()) columns.push('');
+  const table = h('div', { class: 'table-wrap' }, h('table', { 'aria-label': `Inbox events: ${status}` },
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, inbox.events.map((e) => {
+      const button = h('button', { type: 'button', class: 'secondary', 'aria-label': `Retry event ${e.id}` }, 'Retry');
+      button.addEventListener('click', () => retry(e, button));
+      return h('tr', { dataset: { event: e.id } },
+        h('td', {}, when(e.received_ms)), h('td', {}, `${e.connector} (${words(e.tool)})`),
+        h('td', { class: 'mono' }, e.event), h('td', { class: 'mono' }, e.delivery_id),
+        h('td', { class: 'num' }, e.attempts),
+        h('td', { class: 'wrap' }, (status === 'done' ? e.outcome : e.last_error) || '—'),
+        h('td', { class: 'num' }, e.bytes < 1024 ? `${e.bytes} B` : `${(e.bytes / 1024).toFixed(1)} KiB`),
+        status === 'dead' && canTriage() ? h('td', {}, button) : null);
+    }))));
+  const empty = { dead: 'No dead letters: every event was processed or is still being tried.',
+    pending: 'Nothing waiting.', processing: 'Nothing in progress.', done: 'No event processed yet.' }[status];
+  page('Inbox',
+    h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Webhook inbox'),
+      h('p', { class: 'muted' }, 'Every event a connector sent, stored before it was acknowledged. Events that failed every attempt wait in the dead-letter list until retried.'))),
+    h('div', { class: 'grid', role: 'list', 'aria-label': 'Events by status' },
+      tile('dead', 'dead letters'), tile('pending', 'waiting'), tile('processing', 'being processed'), tile('done', 'processed')),
+    h('section', { class: 'panel', 'aria-labelledby': 'events-title' },
+      h('h2', { id: 'events-title' }, { dead: 'Dead letters', pending: 'Waiting', processing: 'Being processed', done: 'Processed' }[status]),
+      inbox.events.length ? table : emptyState(empty)));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,14 +3,15 @@
 // Starts `vigil serve` on a free loopback port with a fresh data directory, submits the example
 // artifacts with the admin token it prints, then drives Chromium through the console: log in,
 // the queue, a finding with its evidence, triage, accepting a risk, the diagram, the dashboard,
-// bulk triage and logout, checking the session cookie's flags and the CSRF protection on the
+// bulk triage, the webhook inbox's dead-letter list and logout, checking the session cookie's flags and the CSRF protection on the
 // way. Screenshots of each step go to the output folder printed at the end.
 //
-// Environment: VIGIL_BIN (default $CARGO_TARGET_DIR/debug/vigil), CHROMIUM (default
+// Environment: VIGIL_BIN (default debug/vigil in the build folder scripts/test uses), CHROMIUM (default
 // /usr/bin/chromium), VIGIL_E2E_OUT (default $CARGO_TARGET_DIR/e2e-screenshots).
 'use strict';
 
 const { spawn } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
 const os = require('node:os');
@@ -18,7 +19,10 @@ const path = require('node:path');
 const { chromium } = require('playwright-core');
 
 const repo = path.resolve(__dirname, '..', '..');
-const targetDir = process.env.CARGO_TARGET_DIR || path.join(repo, 'target');
+// The build folder the project's scripts use: $CARGO_TARGET_DIR, else $VIGIL_TARGET_DIR, else
+// ~/.cache/vigil-target.
+const targetDir = process.env.CARGO_TARGET_DIR || process.env.VIGIL_TARGET_DIR
+  || path.join(os.homedir(), '.cache', 'vigil-target');
 const vigilBin = process.env.VIGIL_BIN || path.join(targetDir, 'debug', 'vigil');
 const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
 const outDir = process.env.VIGIL_E2E_OUT || path.join(targetDir, 'e2e-screenshots');
@@ -28,6 +32,24 @@ const ARTIFACTS = [
   'examples/github/bank-sync.issue.json',
   'examples/jira/teller-assist-lookup.v2.json',
 ];
+
+const HOOK_SECRET = 'e2e-webhook-secret';
+
+/** Posts a GitHub webhook signed with the connector's secret; returns the HTTP status. */
+async function postHook(server, event, delivery, body) {
+  const signature = crypto.createHmac('sha256', HOOK_SECRET).update(body).digest('hex');
+  const res = await fetch(`${server.base}/hooks/github/gh`, {
+    method: 'POST',
+    headers: {
+      'Content-Type': 'application/json',
+      'X-GitHub-Event': event,
+      'X-GitHub-Delivery': delivery,
+      'X-Hub-Signature-256': `sha256=${signature}`,
+    },
+    body,
+  });
+  return res.status;
+}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -56,6 +78,8 @@ async function startServer() {
     VIGIL__STORE__DATA_DIR: dataDir,
     VIGIL__LLM__MODE: 'off',
     VIGIL__LOG__LEVEL: 'warn',
+    VIGIL__CONNECTORS__GH__TOOL: 'github',
+    VIGIL__CONNECTORS__GH__SECRET: HOOK_SECRET,
   };
   const child = spawn(vigilBin, ['serve'], { cwd: repo, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
@@ -309,6 +333,33 @@ async function main() {
         assert(after.state.status === 'false_positive', `${id} ${after.state.status}`);
       }
       await snap('bulk-triage');
+    });
+
+    await step('a_dead_letter_is_listed_in_the_inbox_and_retried', async () => {
+      // An issues event without its issue cannot become an artifact: it fails for good.
+      const status = await postHook(server, 'issues', 'e2e-broken-1', '{"action":"opened"}');
+      assert(status === 202, `webhook answered ${status}`);
+      await page.keyboard.press('g');
+      await page.keyboard.press('i');
+      await page.getByRole('heading', { name: 'Webhook inbox' }).waitFor();
+      const row = page.locator('tbody tr', { hasText: 'e2e-broken-1' });
+      for (let i = 0; !(await row.count()); i += 1) {
+        assert(i < 50, 'the dead letter did not appear');
+        await new Promise((r) => setTimeout(r, 200));
+        await page.evaluate(() => window.dispatchEvent(new HashChangeEvent('hashchange')));
+        await page.getByRole('heading', { name: 'Webhook inbox' }).waitFor();
+      }
+      const error = await row.locator('td').nth(5).innerText();
+      assert((await row.innerText()).includes('issues') && error.length > 3 && error !== '—', error);
+      await snap('inbox-dead-letters');
+      await row.getByRole('button', { name: /Retry event/ }).click();
+      await page.waitForFunction(() => document.querySelector('#flash').textContent.includes('queued again'));
+      const events = [];
+      for (const status of ['dead', 'pending', 'processing']) {
+        events.push(...(await apiCall(server, 'GET', `/api/v1/inbox?status=${status}`)).events);
+      }
+      const event = events.find((e) => e.delivery_id === 'e2e-broken-1');
+      assert(event, 'the retried event is kept');
     });
 
     await step('a_read_only_role_cannot_triage', async () => {
