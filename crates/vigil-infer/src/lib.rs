@@ -18,5 +18,5 @@ pub use chat::{
 };
 pub use embed::Embedder;
 pub use error::{Error, Result};
-pub use usage::{token_usage, TokenUsage};
 pub use models::{Manifest, ModelRole, ModelSearch, ModelSpec, ResolvedModel, Verification};
+pub use usage::{token_usage, TokenUsage};

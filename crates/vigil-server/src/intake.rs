@@ -109,10 +109,16 @@ mod tests {
         let second = intake.admit().unwrap();
         assert!(matches!(intake.admit(), Err(Error::Busy { limit: 2 })));
 
-        assert_eq!(intake.submit(event("a")).await.unwrap(), Enqueued::Accepted(1));
+        assert_eq!(
+            intake.submit(event("a")).await.unwrap(),
+            Enqueued::Accepted(1)
+        );
         drop(first);
         let third = intake.admit().unwrap();
-        assert_eq!(intake.submit(event("b")).await.unwrap(), Enqueued::Accepted(2));
+        assert_eq!(
+            intake.submit(event("b")).await.unwrap(),
+            Enqueued::Accepted(2)
+        );
         drop((second, third));
         assert_eq!(intake.permits.available_permits(), 2);
     }

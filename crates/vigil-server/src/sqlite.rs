@@ -391,7 +391,10 @@ impl SqliteReviews {
 
     /// Stores the artifact's text in memory, consults memory, and records the review.
     async fn store(&self, stored: StoredReview, artifact: Option<Artifact>) -> Result<bool> {
-        Ok(self.store_analysis(stored, artifact.as_ref()).await?.review_stored)
+        Ok(self
+            .store_analysis(stored, artifact.as_ref())
+            .await?
+            .review_stored)
     }
 
     /// What the service does with an analysed artifact version, for callers outside it (such

@@ -22,9 +22,10 @@ use crate::workflow::{self, from_json, to_json, FindingStatus};
 use crate::Result;
 
 /// The served reviews' schema, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    id: "reviews/0001_served_reviews_findings_triage",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        id: "reviews/0001_served_reviews_findings_triage",
+        sql: "
 CREATE TABLE srv_reviews (
     id TEXT PRIMARY KEY,
     artifact_id TEXT NOT NULL,
@@ -81,12 +82,13 @@ CREATE TABLE srv_triage (
     updated_ms INTEGER NOT NULL,
     PRIMARY KEY (artifact_id, fingerprint)
 );",
-}, Migration {
-    id: "reviews/0002_finding_frameworks",
-    // One row per framework name or id a latest finding maps to, ordered by score within each,
-    // with the other filter columns beside it: a framework filter reads one range of this table
-    // instead of scanning every finding for a token.
-    sql: "
+    },
+    Migration {
+        id: "reviews/0002_finding_frameworks",
+        // One row per framework name or id a latest finding maps to, ordered by score within each,
+        // with the other filter columns beside it: a framework filter reads one range of this table
+        // instead of scanning every finding for a token.
+        sql: "
 CREATE TABLE srv_finding_frameworks (
     token TEXT NOT NULL,
     score REAL NOT NULL,
@@ -115,7 +117,8 @@ SELECT s.token, f.score, f.fingerprint, f.artifact_id, f.review_id, f.rule, f.se
     f.status, f.team, f.project, f.tool
 FROM split s JOIN srv_findings f ON f.artifact_id = s.artifact_id AND f.fingerprint = s.fingerprint
 WHERE s.token IS NOT NULL AND s.token <> '';",
-}];
+    },
+];
 
 /// The organisation whose disposition counts triage feeds (one per appliance today).
 pub const DEFAULT_ORG: &str = "default";

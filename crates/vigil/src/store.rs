@@ -4,16 +4,16 @@
 use anyhow::{bail, Context, Result};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use vigil_analysis::Engine;
 use vigil_infer::{Embedder, ModelRole, ModelSearch, Verification};
-use vigil_store::decisions::now_ms;
 use vigil_server::app::review_id;
 use vigil_server::sqlite::{RecallSetup, SqliteReviews};
 use vigil_server::store::StoredReview;
+use vigil_store::decisions::now_ms;
 use vigil_store::{DataDir, Decision, OpsOptions, OpsStore};
 
 use crate::config::Config;
@@ -110,8 +110,15 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
         let mut progress = Progress::new(inputs.files.len());
         for file in &inputs.files {
             progress.step(file);
-            let done =
-                ingest_file(engine, config, &reviews, embedder.as_ref(), file, &mut tally).await;
+            let done = ingest_file(
+                engine,
+                config,
+                &reviews,
+                embedder.as_ref(),
+                file,
+                &mut tally,
+            )
+            .await;
             if let Err(err) = done {
                 progress.interrupt();
                 eprintln!("error: {}: {err:#}", file.display());

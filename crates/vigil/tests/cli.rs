@@ -347,11 +347,16 @@ mod store {
                  AND status = 'false_positive'"
             ),
         );
-        assert!(dismissed >= 1 && dismissed <= raised, "{dismissed} of {raised}");
+        assert!(
+            dismissed >= 1 && dismissed <= raised,
+            "{dismissed} of {raised}"
+        );
         assert_eq!(
             count(
                 &conn,
-                &format!("SELECT count(*) FROM srv_findings WHERE rule <> '{rule}' AND status <> 'open'")
+                &format!(
+                    "SELECT count(*) FROM srv_findings WHERE rule <> '{rule}' AND status <> 'open'"
+                )
             ),
             0,
             "other rules stay open"

@@ -206,7 +206,10 @@ fn greedy_generation_is_deterministic_and_starts_like_the_reference() -> Result<
             assert!(agree >= 1, "the first token differs: {:?}", generation.text);
             longest = longest.max(agree);
         }
-        assert!(longest >= 8, "at most {longest} tokens agree in any conversation");
+        assert!(
+            longest >= 8,
+            "at most {longest} tokens agree in any conversation"
+        );
         assert!(a.prefill > std::time::Duration::ZERO && a.decode > std::time::Duration::ZERO);
         Ok(())
     })

@@ -52,7 +52,10 @@ fn vectors_match_sentence_transformers() -> Result<()> {
     let vectors = embedder.embed(&texts)?;
     // Every text is at least [CLS] word [SEP]; other tests may embed at the same time.
     let counted = vigil_infer::token_usage().embedded - before;
-    assert!(counted >= 3 * texts.len() as u64, "{counted} tokens counted");
+    assert!(
+        counted >= 3 * texts.len() as u64,
+        "{counted} tokens counted"
+    );
 
     assert_eq!(vectors.len(), fixture.cases.len());
     let mut worst = f32::MAX;

@@ -98,7 +98,11 @@ async fn submit_read_filter_triage_and_export() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["finding"]["cwe"].as_array().is_some_and(|c| !c.is_empty()))
+        .filter(|f| {
+            f["finding"]["cwe"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+        })
         .map(|f| &f["id"])
         .collect();
     let cwe_page = send(

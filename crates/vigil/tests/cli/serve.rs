@@ -2,7 +2,8 @@
 //! commands manage tokens in the same store, and the crash test: the server is killed with
 //! SIGKILL while a bounded load generator posts signed webhooks; after a restart every event
 //! that was acknowledged is stored (a redelivery is recognised as a duplicate) and processed,
-//! none twice in the inbox and none lost.
+//! none twice in the inbox and none lost; and the graceful stop: SIGTERM under load lets the
+//! workers finish the events they hold, exits cleanly, and a restart processes what waits.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -248,4 +249,95 @@ fn acknowledged_webhooks_survive_sigkill_and_are_processed_once() {
     );
     server.kill().unwrap();
     server.wait().unwrap();
+}
+
+/// Sends SIGTERM to `child` and waits for it to exit (at most `within`).
+fn terminate(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "vigil serve did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_drains_the_workers_and_a_restart_resumes_what_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr);
+    let (mut server, token) = start(dir.path(), &config, addr);
+    let admin = token.expect("first start prints an admin token");
+
+    let plan = LoadPlan {
+        addr,
+        connector: "gh".to_owned(),
+        secret: SECRET.to_owned(),
+        clients: 4,
+        events: 1_000_000,
+        max_duration: Duration::from_secs(60),
+        delivery_prefix: "term".to_owned(),
+    };
+    let stop = AtomicBool::new(false);
+    let acked = AtomicU64::new(0);
+    let (report, status) = std::thread::scope(|scope| {
+        let load = scope.spawn(|| loadgen::run_counting(&plan, &stop, &acked));
+        // SIGTERM while events arrive and the two workers are analysing.
+        let waiting = Instant::now();
+        while acked.load(Ordering::Relaxed) < 150 && waiting.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let status = terminate(&mut server, Duration::from_secs(60));
+        stop.store(true, Ordering::Relaxed);
+        (load.join().unwrap(), status)
+    });
+    assert!(status.success(), "vigil serve exited with {status}");
+    assert!(
+        report.acknowledged.len() >= 150,
+        "{}",
+        report.acknowledged.len()
+    );
+
+    // Drained: no event was left half-processed; what had not started waits in the inbox.
+    let db = rusqlite::Connection::open(dir.path().join("data/vigil.db")).unwrap();
+    let count = |status: &str| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM inbox_events WHERE status = ?1",
+            [status],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(count("processing"), 0, "a worker was cut off mid-event");
+    let (done_before, pending_before) = (count("done"), count("pending"));
+    drop(db);
+
+    let (mut server, _) = start(dir.path(), &config, addr);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let depth = loop {
+        let depth = get_json(addr, &admin, "/api/v1/inbox")["depth"].clone();
+        if depth["pending"] == 0 && depth["processing"] == 0 {
+            break depth;
+        }
+        assert!(Instant::now() < deadline, "inbox not drained: {depth}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stored = depth["done"].as_u64().unwrap();
+    assert_eq!(depth["dead"], 0, "{depth}");
+    assert_eq!(stored as i64, done_before + pending_before, "{depth}");
+    assert!(stored >= report.acknowledged.len() as u64, "{depth}");
+    eprintln!(
+        "drain test: {} acknowledged, {done_before} processed before SIGTERM, {pending_before} \
+         after the restart",
+        report.acknowledged.len()
+    );
+    let status = terminate(&mut server, Duration::from_secs(60));
+    assert!(status.success(), "vigil serve exited with {status}");
 }
