@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use arch::Architecture;
+pub use constrained::COMPLETION_ALLOWANCE;
 pub use template::ChatTemplate;
 pub use tokenizer::{ChatTokenizer, GgufVocab, VocabKind};
 
@@ -456,9 +457,11 @@ impl ChatModel {
     }
 
     /// Generates a JSON value that conforms to `schema` (a JSON Schema): every token is chosen
-    /// among those the schema allows next, so the text always parses and conforms. Fails
-    /// when the schema uses what the constraint compiler does not support, or when
-    /// `max_tokens` (or the context) ends before the value is complete.
+    /// among those the schema allows next, so the text always parses and conforms. A value
+    /// still open when `max_tokens` is reached is closed in at most
+    /// [`COMPLETION_ALLOWANCE`] more tokens (strings, arrays and objects closed as
+    /// soon as the schema allows). Fails when the schema uses what the constraint compiler does
+    /// not support, or when the context, or that allowance, ends before the value is complete.
     pub fn generate_json(
         &mut self,
         messages: &[ChatMessage],
@@ -562,12 +565,19 @@ impl ChatModel {
     ) -> Result<Generation> {
         self.check_context(prompt.len() + 1)?;
         let room = self.context_length - prompt.len();
-        let limit = params.max_tokens.min(room);
+        // A constrained value the budget cuts short gets a few more tokens to close.
+        let allowance = if constraint.is_some() {
+            constrained::COMPLETION_ALLOWANCE
+        } else {
+            0
+        };
+        let limit = (params.max_tokens + allowance).min(room);
         let mut sampler = LogitsProcessor::from_sampling(params.seed, sampling(params));
         let mut stream = Utf8Stream::default();
         let mut text = String::new();
         let mut tokens: Vec<u32> = Vec::new();
         let mut history: Vec<u32> = prompt.to_vec();
+        let mut scan = constrained::JsonScan::default();
 
         let started = Instant::now();
         let span = tracing::trace_span!("prefill", tokens = prompt.len());
@@ -583,7 +593,7 @@ impl ChatModel {
                 break StopReason::Cancelled;
             }
             if tokens.len() >= limit {
-                break if limit < params.max_tokens {
+                break if limit < params.max_tokens + allowance {
                     StopReason::ContextFull
                 } else {
                     StopReason::MaxTokens
@@ -593,13 +603,24 @@ impl ChatModel {
                 Some(matcher) => Some(matcher.compute_mask().map_err(|e| self.json_error(e))?),
                 None => None,
             };
-            let closing = mask.is_some() && limit - tokens.len() <= constrained::CLOSING_RESERVE;
+            let budget_left = params.max_tokens.min(room).saturating_sub(tokens.len());
+            let closing = if budget_left == 0 {
+                constrained::Closing::Force {
+                    in_string: scan.in_string(),
+                }
+            } else if budget_left <= constrained::CLOSING_RESERVE {
+                constrained::Closing::Favour
+            } else {
+                constrained::Closing::No
+            };
             let recent = &history[history.len().saturating_sub(params.repeat_last_n)..];
             // The penalty and the mask change logits, before softmax and sampling.
             let mut values = std::mem::take(&mut logits);
             apply_repeat_penalty(&mut values, params.repeat_penalty, recent);
             if let Some(mask) = &mask {
-                constrained::apply_mask(&mut values, mask, closing.then_some(&*self.tokenizer));
+                let mut ends = self.stop_tokens.clone();
+                ends.extend(self.eos);
+                constrained::apply_mask(&mut values, mask, closing, &self.tokenizer, &ends);
             }
             let count = values.len();
             let token = Tensor::from_vec(values, count, &Device::Cpu)
@@ -618,6 +639,7 @@ impl ChatModel {
             }
             tokens.push(token);
             history.push(token);
+            scan.push(self.tokenizer.token_bytes(token));
 
             let piece = stream.push(self.tokenizer.text_bytes(token));
             if !piece.is_empty() {

@@ -372,6 +372,34 @@ fn conforming(model: &mut ChatModel, prompt: &str, schema: &Value) -> Result<Val
 }
 
 #[test]
+fn a_value_the_budget_cuts_short_is_closed_not_lost() -> Result<()> {
+    // No bound on the strings and a budget far too small for what the model wants to write:
+    // past the budget the value is closed as soon as the schema allows.
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "summary": {"type": "string"},
+            "steps": {"type": "array", "items": {"type": "string"}}
+        },
+        "required": ["summary", "steps"],
+        "additionalProperties": false
+    });
+    let messages = [
+        ChatMessage::system("You answer in JSON."),
+        ChatMessage::user("Explain in great detail, step by step, how TLS certificates work."),
+    ];
+    with_model(|model| {
+        for budget in [1, 6, 12] {
+            let value = model.generate_json(&messages, &schema, &greedy(budget))?;
+            let validator = jsonschema::validator_for(&schema)?;
+            assert!(validator.is_valid(&value), "{value}");
+            println!("budget {budget}: {value}");
+        }
+        Ok(())
+    })
+}
+
+#[test]
 fn json_output_conforms_to_an_object_schema() -> Result<()> {
     let schema = json!({
         "type": "object",
