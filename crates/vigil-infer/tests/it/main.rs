@@ -1,7 +1,9 @@
 //! vigil-infer's integration tests, on the real default models (`scripts/fetch-models` puts
 //! them in `models/`): embeddings against sentence-transformers, the chat model's tokenizer,
-//! template, generation and constrained output.
+//! template, generation and constrained output; every supported architecture on tiny GGUFs of
+//! random weights made by the test.
 
+mod architectures;
 mod chat;
 mod embeddings;
 mod fast_llama;
