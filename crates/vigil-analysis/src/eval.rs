@@ -283,6 +283,9 @@ pub struct CaseReport {
     /// Gold threat ids with no L2 match.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub missed_threats: Vec<String>,
+    /// Gold threats matched at L2 whose CWEs no matching finding names (JSON report only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cwe_misses: Vec<CweMiss>,
     /// Why the case could not be analysed, if it could not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -312,9 +315,22 @@ impl CaseReport {
             counts,
             missed_elements,
             missed_threats,
+            cwe_misses: Vec::new(),
             error: Some(error.to_string()),
         }
     }
+}
+
+/// A gold threat matched at L2 whose CWEs no matching finding names: what was expected and
+/// what the matching findings cite instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CweMiss {
+    /// Gold threat id.
+    pub threat: String,
+    /// The gold CWEs (any of them would have agreed).
+    pub gold: Vec<u32>,
+    /// Each matching finding's rule and CWEs.
+    pub raised: Vec<(String, Vec<u32>)>,
 }
 
 /// Totals over all cases.
@@ -501,6 +517,7 @@ pub fn score_case(case: &str, gold: &Gold, reviews: &[Review]) -> CaseReport {
 
     let categories: BTreeSet<ThreatCategory> = findings.iter().map(|f| f.category).collect();
     let mut missed_threats = Vec::new();
+    let mut cwe_misses = Vec::new();
     for threat in &gold.threat {
         if categories.contains(&threat.category) {
             counts.category_matches += 1;
@@ -518,6 +535,15 @@ pub fn score_case(case: &str, gold: &Gold, reviews: &[Review]) -> CaseReport {
                 .any(|f| f.cwe.iter().any(|c| threat.cwe.contains(c)))
             {
                 counts.cwe_agreements += 1;
+            } else {
+                cwe_misses.push(CweMiss {
+                    threat: threat.id.clone(),
+                    gold: threat.cwe.clone(),
+                    raised: matching
+                        .iter()
+                        .map(|f| (f.rule.clone(), f.cwe.clone()))
+                        .collect(),
+                });
             }
         }
     }
@@ -529,6 +555,7 @@ pub fn score_case(case: &str, gold: &Gold, reviews: &[Review]) -> CaseReport {
         counts,
         missed_elements,
         missed_threats,
+        cwe_misses,
         error: None,
     }
 }
@@ -798,6 +825,9 @@ mod tests {
         assert_eq!((c.findings, c.errors), (6, 0));
         assert_eq!(report.missed_elements, ["audit-log"]);
         assert_eq!(report.missed_threats, ["T4", "T5"]);
+        // The one CWE disagreement names the gold CWEs and what the matching finding cited.
+        assert_eq!(report.cwe_misses.len(), 1);
+        assert!(!report.cwe_misses[0].gold.is_empty() && !report.cwe_misses[0].raised.is_empty());
 
         let m = report.metrics;
         assert_eq!(m.element_recall, Some(0.75));
