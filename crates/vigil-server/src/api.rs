@@ -16,7 +16,7 @@ use vigil_analysis::report::{mermaid, sarif, svg};
 use vigil_core::{Finding, Review};
 use vigil_store::recall::FindingRecall;
 
-use crate::app::{analyse, now_ms, review_id, AppState};
+use crate::app::{now_ms, review_id, AppState};
 use crate::auth::{issue_token, Caller, Role};
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::{
@@ -199,25 +199,100 @@ pub struct Submitted {
     pub reviews: Vec<ReviewSummary>,
 }
 
+/// How a submitted document is named.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SubmitQuery {
+    /// The document's file name or path (`design/partner-webhooks.md`): its stem is the
+    /// artifact id, as `vigil analyze` and `vigil ingest` name files, so a later submission
+    /// under the same name is a new version of the same artifact. Without it a document is
+    /// named after its title (`doc-` and the title's words), or its content when it has none.
+    /// Tickets (Jira, GitHub, Azure DevOps, Linear JSON) are named by their own keys.
+    pub name: Option<String>,
+}
+
+/// The origin a submitted body is normalized under: `api/NAME` when named.
+fn submission_origin(name: Option<&str>) -> Result<String> {
+    let Some(name) = name else {
+        return Ok("api".to_owned());
+    };
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::BadRequest(
+            "name must be 1 to 200 characters without control characters".to_owned(),
+        ));
+    }
+    Ok(format!("api/{name}"))
+}
+
+/// An unnamed document's artifact id: `doc-` and the words of its title, or its content hash
+/// when it has no title.
+fn unnamed_document_id(artifact: &vigil_core::Artifact, content_hash: &str) -> String {
+    let words: Vec<String> = artifact
+        .title
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    let slug: String = words.join("-").chars().take(80).collect();
+    let slug = slug.trim_end_matches('-');
+    if slug.is_empty() {
+        format!("doc-{content_hash}")
+    } else {
+        format!("doc-{slug}")
+    }
+}
+
 /// Submits an artifact in any supported format and returns its reviews.
-#[utoipa::path(post, path = "/api/v1/artifacts", tag = "reviews",
+#[utoipa::path(post, path = "/api/v1/artifacts", tag = "reviews", params(SubmitQuery),
     request_body(content = String, description = "Markdown, HTML, Confluence storage format, \
         or Jira, GitHub, Azure DevOps or Linear JSON; the format is detected from content",
         content_type = "text/plain"),
     responses(
         (status = 201, description = "Analysed and stored", body = Submitted),
+        (status = 400, description = "A bad name", body = ErrorBody),
         (status = 413, description = "Over the body limit", body = ErrorBody),
         (status = 422, description = "Not an artifact the analysis can read", body = ErrorBody)))]
 pub async fn submit_artifact(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    raw: QueryParams,
     body: Body,
 ) -> Result<(StatusCode, Json<Submitted>)> {
+    let q: SubmitQuery = query(raw)?;
+    let origin = submission_origin(q.name.as_deref())?;
+    let named = q.name.is_some();
     let bytes = read_body(body, &headers, state.config.body_limit).await?;
 
     let engine = state.engine.clone();
     let started = std::time::Instant::now();
-    let analysed = blocking(move || analyse(&engine, "api", &bytes)).await;
+    let analysed = blocking(move || {
+        let mut artifacts =
+            vigil_analysis::normalize::normalize(&origin, &bytes, engine.limits())?;
+        for artifact in &mut artifacts {
+            let document = matches!(
+                artifact.format,
+                vigil_core::SourceFormat::Markdown
+                    | vigil_core::SourceFormat::Html
+                    | vigil_core::SourceFormat::ConfluenceStorage
+            );
+            if document && !named {
+                let hash = crate::auth::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..8]);
+                artifact.id = unnamed_document_id(artifact, &hash);
+            }
+        }
+        Ok::<_, Error>(
+            artifacts
+                .into_iter()
+                .map(|a| {
+                    let review = engine.analyze_artifact(&a);
+                    (a, review)
+                })
+                .collect::<Vec<_>>(),
+        )
+    })
+    .await;
     state.metrics.analysis(started.elapsed(), analysed.is_ok());
     let mut stored = Vec::new();
     for (artifact, review) in analysed? {
