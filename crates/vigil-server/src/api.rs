@@ -24,8 +24,14 @@ use crate::store::{
     StoredReview, TokenRecord, Triage,
 };
 
-/// Reads a body of at most `limit` bytes; 413 past it, whether or not a length was announced.
-pub async fn read_body(mut body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
+/// Reads a body of at most `limit` bytes within `timeout`: 413 past the limit, whether or not a
+/// length was announced; 408 when it has not all arrived in time.
+pub async fn read_body(
+    mut body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -33,19 +39,27 @@ pub async fn read_body(mut body: Body, headers: &HeaderMap, limit: usize) -> Res
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(Error::PayloadTooLarge { limit });
     }
-    let mut out = Vec::with_capacity(announced.map_or(8192, |n| n as usize));
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-    {
-        let frame = frame.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > limit {
-                return Err(Error::PayloadTooLarge { limit });
+    let read = async {
+        let mut out = Vec::with_capacity(announced.map_or(8192, |n| n as usize));
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > limit {
+                    return Err(Error::PayloadTooLarge { limit });
+                }
+                out.extend_from_slice(&data);
             }
-            out.extend_from_slice(&data);
         }
-    }
-    Ok(Bytes::from(out))
+        Ok(Bytes::from(out))
+    };
+    // A sender that stops half way must not hold the request (and its place) for ever.
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| Error::RequestTimeout {
+            secs: timeout.as_secs(),
+        })?
 }
 
 /// Refuses a body that is not declared as JSON.
@@ -263,13 +277,18 @@ pub async fn submit_artifact(
     let q: SubmitQuery = query(raw)?;
     let origin = submission_origin(q.name.as_deref())?;
     let named = q.name.is_some();
-    let bytes = read_body(body, &headers, state.config.body_limit).await?;
+    let bytes = read_body(
+        body,
+        &headers,
+        state.config.body_limit,
+        state.config.body_timeout(),
+    )
+    .await?;
 
     let engine = state.engine.clone();
     let started = std::time::Instant::now();
     let analysed = blocking(move || {
-        let mut artifacts =
-            vigil_analysis::normalize::normalize(&origin, &bytes, engine.limits())?;
+        let mut artifacts = vigil_analysis::normalize::normalize(&origin, &bytes, engine.limits())?;
         for artifact in &mut artifacts {
             let document = matches!(
                 artifact.format,
@@ -704,7 +723,13 @@ pub async fn triage_finding(
     body: Body,
 ) -> Result<Json<FindingState>> {
     require_json(&headers)?;
-    let bytes = read_body(body, &headers, state.config.body_limit).await?;
+    let bytes = read_body(
+        body,
+        &headers,
+        state.config.body_limit,
+        state.config.body_timeout(),
+    )
+    .await?;
     let change: Triage =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
 
@@ -858,7 +883,13 @@ pub async fn create_token(
     body: Body,
 ) -> Result<(StatusCode, Json<CreatedToken>)> {
     require_json(&headers)?;
-    let bytes = read_body(body, &headers, state.config.body_limit).await?;
+    let bytes = read_body(
+        body,
+        &headers,
+        state.config.body_limit,
+        state.config.body_timeout(),
+    )
+    .await?;
     let new: NewToken =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
     if new.name.trim().is_empty() {

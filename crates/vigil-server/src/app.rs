@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
@@ -84,7 +85,11 @@ impl AppState {
         stores: Stores,
     ) -> Result<Arc<AppState>> {
         config.check()?;
-        let intake = Intake::start(stores.inbox.clone(), config.intake_in_flight);
+        let intake = Intake::start(
+            stores.inbox.clone(),
+            config.intake_in_flight,
+            config.intake_per_client,
+        );
         Ok(Arc::new(AppState {
             connectors,
             engine,
@@ -198,8 +203,21 @@ async fn record_request(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let private = !request.uri().path().starts_with("/assets/");
 
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // Findings, designs and tokens are nobody's to keep: no cache stores an answer (the
+    // console's static files excepted), and over HTTPS browsers are told to stay on it.
+    let headers = response.headers_mut();
+    if private && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if state.config.tls_cert.is_some() {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
 
     let status = response.status().as_u16();
     state

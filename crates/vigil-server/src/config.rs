@@ -38,6 +38,11 @@ pub struct ServerConfig {
     /// Webhook bodies held in memory at once (being read or waiting for their write); beyond
     /// it a webhook is answered 503 with Retry-After.
     pub intake_in_flight: usize,
+    /// Of those, how many one client address may hold; beyond it that address is answered 429
+    /// with Retry-After, so one sender cannot take every place.
+    pub intake_per_client: usize,
+    /// Seconds a request body may take to arrive in full; a slower one is answered 408.
+    pub body_timeout_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -54,11 +59,18 @@ impl Default for ServerConfig {
             session_idle_mins: 720,
             login_failures_per_minute: 5,
             intake_in_flight: 256,
+            intake_per_client: 32,
+            body_timeout_secs: 30,
         }
     }
 }
 
 impl ServerConfig {
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.body_timeout_secs)
+    }
+
     /// Checks the values that serde cannot.
     pub fn check(&self) -> Result<()> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
@@ -70,10 +82,13 @@ impl ServerConfig {
             || self.workers == 0
             || self.max_attempts == 0
             || self.intake_in_flight == 0
+            || self.intake_per_client == 0
+            || self.body_timeout_secs == 0
         {
             return Err(Error::Config(
-                "server.body_limit, server.workers, server.max_attempts and \
-                 server.intake_in_flight must be positive"
+                "server.body_limit, server.workers, server.max_attempts, \
+                 server.intake_in_flight, server.intake_per_client and server.body_timeout_secs \
+                 must be positive"
                     .to_owned(),
             ));
         }

@@ -267,7 +267,7 @@ pub async fn login(State(state): State<Arc<AppState>>, request: Request) -> Resu
     state.logins.check(client, Instant::now())?;
     let (parts, body) = request.into_parts();
     require_json(&parts.headers)?;
-    let bytes = read_body(body, &parts.headers, 64 * 1024).await?;
+    let bytes = read_body(body, &parts.headers, 64 * 1024, state.config.body_timeout()).await?;
     let login: Login =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
 

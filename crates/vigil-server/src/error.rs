@@ -77,6 +77,18 @@ pub enum Error {
     /// The service is starting or stopping.
     #[error("service is not ready")]
     NotReady,
+    /// The body did not arrive within the configured time.
+    #[error("the body did not arrive within {secs} s")]
+    RequestTimeout {
+        /// The deadline in seconds.
+        secs: u64,
+    },
+    /// One client address has too many webhooks in flight; it should retry.
+    #[error("too many webhooks in flight from this address (at most {limit}); retry shortly")]
+    BusyClient {
+        /// The configured limit per address.
+        limit: usize,
+    },
     /// Too many webhook bodies are in memory already; the sender should retry.
     #[error("too many webhooks in flight (at most {limit}); retry shortly")]
     Busy {
@@ -145,6 +157,8 @@ impl Error {
             Error::Analysis(_) => (StatusCode::UNPROCESSABLE_ENTITY, "artifact_unprocessable"),
             Error::NotReady => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             Error::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Error::BusyClient { .. } => (StatusCode::TOO_MANY_REQUESTS, "busy_client"),
+            Error::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failure"),
             Error::Config(_) | Error::Tls(_) | Error::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -165,7 +179,7 @@ impl IntoResponse for Error {
         };
         let retry_after = match &self {
             Error::TooManyLogins { retry_after_secs } => Some(retry_after_secs.to_string()),
-            Error::Busy { .. } => Some("1".to_owned()),
+            Error::Busy { .. } | Error::BusyClient { .. } => Some("1".to_owned()),
             _ => None,
         };
         let body = ErrorBody {

@@ -3,10 +3,11 @@
 //! acknowledged with 202. Redeliveries (same delivery id) are acknowledged without being stored
 //! again.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Serialize;
@@ -16,6 +17,7 @@ use vigil_connectors::{verify, Tool};
 
 use crate::api::{read_body, require_json};
 use crate::app::{now_ms, AppState};
+use crate::console::ClientAddr;
 use crate::error::{Error, Result};
 use crate::store::{Enqueued, NewEvent};
 
@@ -56,9 +58,14 @@ pub struct HookAccepted {
 pub async fn receive(
     State(state): State<Arc<AppState>>,
     Path((tool, connector)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Result<(StatusCode, Json<HookAccepted>)> {
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let client = parts
+        .extensions
+        .get::<ConnectInfo<ClientAddr>>()
+        .map(|c| c.0 .0.ip());
     let tool_kind = Tool::from_path(&tool).map_err(Error::Unverified)?;
     let config = state
         .connectors
@@ -68,7 +75,7 @@ pub async fn receive(
             tool: tool.clone(),
             connector: connector.clone(),
         })?;
-    let outcome = accept(&state, &connector, config, &headers, body).await;
+    let outcome = accept(&state, &connector, config, &headers, body, client).await;
     let label = match &outcome {
         Ok((Enqueued::Accepted(_), _)) => "accepted",
         Ok((Enqueued::Duplicate(_), _)) => "duplicate",
@@ -97,10 +104,17 @@ async fn accept(
     config: &vigil_connectors::ConnectorConfig,
     headers: &HeaderMap,
     body: Body,
+    client: Option<IpAddr>,
 ) -> Result<(Enqueued, String)> {
     require_json(headers)?;
-    let _place = state.intake.admit()?;
-    let bytes = read_body(body, headers, state.config.body_limit).await?;
+    let _place = state.intake.admit(client)?;
+    let bytes = read_body(
+        body,
+        headers,
+        state.config.body_limit,
+        state.config.body_timeout(),
+    )
+    .await?;
     let header = |name: &str| {
         headers
             .get(name)
@@ -108,7 +122,8 @@ async fn accept(
             .map(str::to_owned)
     };
     let delivery = verify(connector, config, &header, &bytes, now_ms()).map_err(|e| {
-        tracing::info!(connector, reason = %e, "webhook rejected");
+        let client = client.map(|c| c.to_string());
+        tracing::warn!(connector, client, reason = %e, "webhook rejected");
         Error::Unverified(e)
     })?;
 

@@ -569,7 +569,13 @@ pub async fn create_decision(
     body: Body,
 ) -> Result<(StatusCode, Json<RecordedDecision>)> {
     require_json(&headers)?;
-    let bytes = read_body(body, &headers, state.config.body_limit).await?;
+    let bytes = read_body(
+        body,
+        &headers,
+        state.config.body_limit,
+        state.config.body_timeout(),
+    )
+    .await?;
     let new: NewDecision =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
     check_decision(&new)?;
@@ -897,7 +903,13 @@ pub async fn guidance(
     body: Body,
 ) -> Result<Json<Guidance>> {
     require_json(&headers)?;
-    let bytes = read_body(body, &headers, state.config.body_limit).await?;
+    let bytes = read_body(
+        body,
+        &headers,
+        state.config.body_limit,
+        state.config.body_timeout(),
+    )
+    .await?;
     let req: GuidanceRequest =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
     if req.task.trim().is_empty() {

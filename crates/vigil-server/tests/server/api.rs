@@ -299,6 +299,7 @@ async fn openapi_reference_health_and_metrics() {
     assert_eq!(not_ready.status, StatusCode::SERVICE_UNAVAILABLE);
 
     let metrics = send(&s.app, request("GET", "/metrics", Some(&auditor), vec![])).await;
+    assert_eq!(metrics.headers["cache-control"], "no-store");
     let text = metrics.text();
     assert!(text.contains(
         "vigil_http_requests_total{method=\"GET\",route=\"/api/docs\",status=\"200\"} 1"
@@ -362,25 +363,44 @@ async fn documents_are_named_by_the_name_given_or_by_their_title() {
             .unwrap()
     };
     let design = String::from_utf8(fixture("partner-webhooks.md")).unwrap();
-    let other = "# Payroll export\n\nThe payroll service sends salary files to the bank over SFTP.\n";
+    let other =
+        "# Payroll export\n\nThe payroll service sends salary files to the bank over SFTP.\n";
 
     // Unnamed documents: one artifact per title; an edit under the same title is a new version.
-    let first = send(&s.app, post("/api/v1/artifacts", design.clone())).await.json();
-    let second = send(&s.app, post("/api/v1/artifacts", other.to_owned())).await.json();
+    let first = send(&s.app, post("/api/v1/artifacts", design.clone()))
+        .await
+        .json();
+    let second = send(&s.app, post("/api/v1/artifacts", other.to_owned()))
+        .await
+        .json();
     let edited = send(
         &s.app,
-        post("/api/v1/artifacts", design.replace("HMAC", "a shared password")),
+        post(
+            "/api/v1/artifacts",
+            design.replace("HMAC", "a shared password"),
+        ),
     )
     .await
     .json();
     let a = first["reviews"][0]["artifact"].as_str().unwrap().to_owned();
-    let b = second["reviews"][0]["artifact"].as_str().unwrap().to_owned();
-    assert!(a.starts_with("doc-") && b == "doc-payroll-export", "{a} {b}");
+    let b = second["reviews"][0]["artifact"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        a.starts_with("doc-") && b == "doc-payroll-export",
+        "{a} {b}"
+    );
     assert_ne!(a, b);
     assert_eq!(edited["reviews"][0]["artifact"], a.as_str());
     let versions = send(
         &s.app,
-        request("GET", &format!("/api/v1/artifacts/{a}/versions"), Some(&admin), vec![]),
+        request(
+            "GET",
+            &format!("/api/v1/artifacts/{a}/versions"),
+            Some(&admin),
+            vec![],
+        ),
     )
     .await
     .json();
@@ -389,13 +409,24 @@ async fn documents_are_named_by_the_name_given_or_by_their_title() {
     // A name given: its stem is the id, as the command line names files.
     let named = send(
         &s.app,
-        post("/api/v1/artifacts?name=designs/payroll-export.md", other.to_owned()),
+        post(
+            "/api/v1/artifacts?name=designs/payroll-export.md",
+            other.to_owned(),
+        ),
     )
     .await;
     assert_eq!(named.status, StatusCode::CREATED, "{}", named.text());
     assert_eq!(named.json()["reviews"][0]["artifact"], "payroll-export");
-    let bad = send(&s.app, post("/api/v1/artifacts?name=%1B%5B31m", other.to_owned())).await;
+    let bad = send(
+        &s.app,
+        post("/api/v1/artifacts?name=%1B%5B31m", other.to_owned()),
+    )
+    .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
-    let listed = send(&s.app, request("GET", "/api/v1/artifacts", Some(&admin), vec![])).await;
+    let listed = send(
+        &s.app,
+        request("GET", "/api/v1/artifacts", Some(&admin), vec![]),
+    )
+    .await;
     assert_eq!(listed.json()["total"], 3, "{}", listed.text());
 }

@@ -134,6 +134,51 @@ async fn chunked_bodies_over_the_limit_are_refused() {
     assert_nothing_stored(s.state.inbox.depth().await.unwrap());
 }
 
+#[tokio::test]
+async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
+    let s = crate::support::service_with(|c| {
+        c.body_timeout_secs = 1;
+        c.intake_in_flight = 1;
+    })
+    .await;
+    let stalled = || {
+        Request::builder()
+            .method("POST")
+            .uri("/hooks/github/gh")
+            .header("content-type", "application/json")
+            .header("content-length", "1000")
+            .body(Body::new(Stalls(Some(Bytes::from_static(b"{\"action\"")))))
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let answer = send(&s.app, stalled()).await;
+    assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT, "{}", answer.text());
+    assert_eq!(answer.json()["error"]["code"], "request_timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The only place was given back: a second stalled sender is timed out the same way, not
+    // refused as busy.
+    assert_eq!(send(&s.app, stalled()).await.status, StatusCode::REQUEST_TIMEOUT);
+    assert_nothing_stored(s.state.inbox.depth().await.unwrap());
+}
+
+/// A body that sends its first bytes and then nothing more, ever.
+struct Stalls(Option<Bytes>);
+
+impl http_body::Body for Stalls {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(first) => Poll::Ready(Some(Ok(Frame::data(first)))),
+            None => Poll::Pending,
+        }
+    }
+}
+
 /// A body of several chunks with no announced length.
 struct Chunks(Vec<Bytes>);
 

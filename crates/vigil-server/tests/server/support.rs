@@ -38,12 +38,18 @@ pub fn fixture(name: &str) -> Vec<u8> {
 
 /// A ready service with a 64 KiB body limit and a GitHub connector `gh`.
 pub async fn service() -> Service {
-    let config = ServerConfig {
+    service_with(|_| {}).await
+}
+
+/// [`service`] with its configuration adjusted first.
+pub async fn service_with(adjust: impl FnOnce(&mut ServerConfig)) -> Service {
+    let mut config = ServerConfig {
         body_limit: 64 * 1024,
         workers: 1,
         retry_base_ms: 10,
         ..ServerConfig::default()
     };
+    adjust(&mut config);
     let mut connectors = BTreeMap::new();
     connectors.insert(
         "gh".to_owned(),
