@@ -2,6 +2,10 @@
 //! the diagram as a Mermaid block, a findings table and then each finding in full (rationale,
 //! evidence, mitigations as a checklist, framework mappings and the explained score), closing
 //! with the attack paths.
+//!
+//! Artifact text is untrusted: everything taken from it is written with `<` and `&`
+//! escaped (code spans aside, which renderers show literally), so HTML in a ticket's title or a
+//! quoted line cannot become markup where the report is pasted.
 
 use vigil_core::{Evidence, FactorGroup, Finding, Review};
 
@@ -83,7 +87,7 @@ fn render_finding(out: &mut String, f: &Finding) {
         f.element_kind.as_str(),
         code(&f.id)
     ));
-    out.push_str(&format!("{}\n\n", f.rationale.trim()));
+    out.push_str(&format!("{}\n\n", html_safe(f.rationale.trim())));
 
     if !f.evidence.is_empty() {
         out.push_str("**Evidence**\n\n");
@@ -111,7 +115,7 @@ fn render_finding(out: &mut String, f: &Finding) {
 /// A quote as a blockquote, with where it sits.
 fn render_evidence(out: &mut String, evidence: &Evidence) {
     for line in evidence.text.lines() {
-        out.push_str(&format!("> {}\n", line.trim_end()));
+        out.push_str(&format!("> {}\n", html_safe(line.trim_end())));
     }
     let place = if evidence.section.is_empty() {
         format!("bytes {}–{}", evidence.start, evidence.end)
@@ -195,22 +199,32 @@ fn render_attack_paths(out: &mut String, review: &Review) {
     }
 }
 
-/// Text for a table cell: pipes escaped, line breaks as `<br>`.
+/// Text for a table cell: HTML and pipes escaped, line breaks as `<br>`.
 pub fn cell(text: &str) -> String {
-    text.trim()
+    html_safe(text.trim())
         .replace('|', "\\|")
         .replace("\r\n", "<br>")
         .replace(['\n', '\r'], "<br>")
 }
 
-/// Text on one line (headings, list items): line breaks become spaces.
+/// Text on one line (headings, list items): HTML escaped, line breaks become spaces.
 fn inline(text: &str) -> String {
+    html_safe(&one_line(text))
+}
+
+fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Text inside a code span: no backticks, one line.
+/// Text inside a code span: no backticks, one line (shown literally, so not escaped).
 fn code(text: &str) -> String {
-    inline(text).replace('`', "'")
+    one_line(text).replace('`', "'")
+}
+
+/// `&` and `<` as entities, so text renders as text: no tag can open (`>` alone opens
+/// nothing, and stays readable in `a -> b`).
+fn html_safe(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;")
 }
 
 #[cfg(test)]
@@ -221,6 +235,17 @@ mod tests {
     fn cells_escape_pipes_and_newlines() {
         assert_eq!(cell("a | b"), "a \\| b");
         assert_eq!(cell("one\ntwo\r\nthree"), "one<br>two<br>three");
+    }
+
+    #[test]
+    fn html_from_the_artifact_is_escaped_outside_code_spans() {
+        let hostile = "XSS <img src=x onerror=alert(1)> & <script>";
+        assert_eq!(
+            inline(hostile),
+            "XSS &lt;img src=x onerror=alert(1)> &amp; &lt;script>"
+        );
+        assert!(!cell(hostile).contains('<'));
+        assert_eq!(code("<b>"), "<b>");
     }
 
     #[test]
