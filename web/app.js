@@ -8,6 +8,8 @@
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
 const STATUSES = ['open', 'confirmed', 'in_progress', 'mitigated', 'risk_accepted', 'false_positive'];
+// Statuses triage may set: a risk is accepted by a decision, with its owner, approver and expiry.
+const TRIAGE_STATUSES = STATUSES.filter((s) => s !== 'risk_accepted');
 const FRAMEWORKS = ['cwe', 'capec', 'attack', 'owasp_2021', 'owasp_2025', 'nist_csf', 'pci_dss', 'hipaa', 'soc2'];
 const session = { me: null, csrf: null };
 let keyHandler = null;
@@ -305,7 +307,7 @@ async function queuePage(params) {
   let current = items.length ? 0 : -1;
   const count = h('span', { id: 'selected-count', 'aria-live': 'polite' }, '0 selected');
   const bulkStatus = h('select', { id: 'bulk-status', 'aria-label': 'New status for the selected findings' },
-    STATUSES.map((s) => h('option', { value: s }, words(s))));
+    TRIAGE_STATUSES.map((s) => h('option', { value: s }, words(s))));
   const bulkButton = h('button', { type: 'button', id: 'bulk-apply', disabled: true }, 'Set status');
   const rows = items.map((f, i) => {
     const box = h('input', { type: 'checkbox', 'aria-label': `Select ${f.title}`, dataset: { id: f.id } });
@@ -582,14 +584,17 @@ function triagePanel(view) {
   const disabled = !canTriage();
   const form = h('form', { class: 'panel', id: 'triage-form', 'aria-labelledby': 'triage-title' },
     h('h2', { id: 'triage-title' }, 'Triage'),
-    select('t-status', 'Status', STATUSES.map((s) => [s, words(s)]), view.state.status, { disabled }),
+    select('t-status', 'Status', (view.state.status === 'risk_accepted' ? STATUSES : TRIAGE_STATUSES).map((s) => [s, words(s)]), view.state.status, { disabled }),
     input('t-assignee', 'Assignee', view.state.assignee, { disabled }),
     h('div', { class: 'field' }, h('label', { for: 't-comment' }, 'Comment'), h('textarea', { id: 't-comment', disabled })),
     h('button', { type: 'submit', disabled }, 'Save triage'),
     disabled ? h('p', { class: 'muted' }, 'Your role may read but not triage.') : null);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const change = { status: form.querySelector('#t-status').value, assignee: form.querySelector('#t-assignee').value.trim() };
+    // The status is sent only when changed (an accepted risk keeps its decision's status).
+    const status = form.querySelector('#t-status').value;
+    const change = { assignee: form.querySelector('#t-assignee').value.trim() };
+    if (status !== view.state.status) change.status = status;
     const comment = form.querySelector('#t-comment').value.trim();
     if (comment) change.comment = comment;
     try {
@@ -631,25 +636,12 @@ function riskPanel(view) {
   return form;
 }
 
-/**
- * Records a risk acceptance in the decision register, which sets the finding's status; on a
- * server without the register, the acceptance and its terms are recorded by triage instead.
- */
+/** Records a risk acceptance in the decision register, which sets the finding's status. */
 async function acceptRisk(view, terms) {
-  const decision = {
+  await api('POST', '/api/v1/decisions', {
     kind: 'risk_accepted', scope: 'finding', fingerprint: view.id, rule: view.rule,
     owner: terms.owner, approver: terms.approver, expires_on: terms.expires, rationale: terms.rationale,
-  };
-  let recorded = null;
-  try {
-    recorded = await api('POST', '/api/v1/decisions', decision);
-  } catch (err) {
-    if (err.status !== 404 && err.status !== 405) throw err;
-  }
-  if (recorded && recorded.finding_state && recorded.finding_state.status === 'risk_accepted') return;
-  const note = `Risk accepted until ${terms.expires}, owned by ${terms.owner}, approved by ${terms.approver}: ${terms.rationale}`;
-  await api('POST', `/api/v1/findings/${encodeURIComponent(view.id)}/triage`,
-    { status: 'risk_accepted', comment: recorded ? note : `${note} (no decision register on this server)` });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ use crate::app::{now_ms, review_id, AppState};
 use crate::auth::{issue_token, Caller, Role};
 use crate::error::{Error, ErrorBody, Result};
 use crate::store::{
-    page_bounds, EventStatus, FindingFilter, FindingRecord, FindingState, InboxEvent, QueueDepth,
-    StoredReview, TokenRecord, Triage,
+    page_bounds, EventStatus, FindingFilter, FindingRecord, FindingState, FindingStatus,
+    InboxEvent, QueueDepth, StoredReview, TokenRecord, Triage,
 };
 
 /// Reads a body of at most `limit` bytes within `timeout`: 413 past the limit, whether or not a
@@ -708,12 +708,15 @@ pub async fn get_finding(
         })
 }
 
-/// Changes a finding's status or assignee, or comments on it.
+/// Changes a finding's status or assignee, or comments on it. A risk is not accepted here but
+/// by a decision (`POST /api/v1/decisions`, kind `risk_accepted`, with owner, approver and
+/// expiry), which sets the status.
 #[utoipa::path(post, path = "/api/v1/findings/{id}/triage", tag = "findings",
     params(("id" = String, Path, description = "Finding id")),
     request_body = Triage,
     responses((status = 200, description = "The new state", body = FindingState),
-        (status = 400, description = "Malformed change", body = ErrorBody),
+        (status = 400, description = "Malformed change, or risk_accepted (a decision's)",
+            body = ErrorBody),
         (status = 404, description = "No such finding", body = ErrorBody)))]
 pub async fn triage_finding(
     State(state): State<Arc<AppState>>,
@@ -732,6 +735,14 @@ pub async fn triage_finding(
     .await?;
     let change: Triage =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    // Accepting a risk takes an owner, an approver and an end date: only a decision has them.
+    if change.status == Some(FindingStatus::RiskAccepted) {
+        return Err(Error::BadRequest(
+            "a risk is accepted by a decision with owner, approver and expiry: POST \
+             /api/v1/decisions with kind risk_accepted"
+                .to_owned(),
+        ));
+    }
 
     let new_state = state
         .reviews

@@ -138,7 +138,8 @@ async fn submit_read_filter_triage_and_export() {
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
 
     let fid = first["id"].as_str().unwrap();
-    let change = br#"{"status":"risk_accepted","assignee":"ana","comment":"compensating control"}"#;
+    let change =
+        br#"{"status":"false_positive","assignee":"ana","comment":"compensating control"}"#;
     let uri = format!("/api/v1/findings/{fid}/triage");
     let denied = send(&s.app, request("POST", &uri, Some(&dev), change.to_vec())).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
@@ -151,11 +152,20 @@ async fn submit_read_filter_triage_and_export() {
     )
     .await;
     assert_eq!(malformed.json()["error"]["code"], "invalid_json");
+    // Accepting a risk needs its terms: triage refuses it and points to decisions.
+    let bare = br#"{"status":"risk_accepted"}"#.to_vec();
+    let refused = send(&s.app, request("POST", &uri, Some(&sec), bare)).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused.text().contains("/api/v1/decisions"),
+        "{}",
+        refused.text()
+    );
     let accepted = send(
         &s.app,
         request(
             "GET",
-            "/api/v1/findings?status=risk_accepted",
+            "/api/v1/findings?status=false_positive",
             Some(&dev),
             vec![],
         ),
@@ -171,7 +181,7 @@ async fn submit_read_filter_triage_and_export() {
         &s.app,
         request(
             "GET",
-            &format!("/api/v1/findings?framework=CWE-{cwe}&status=risk_accepted"),
+            &format!("/api/v1/findings?framework=CWE-{cwe}&status=false_positive"),
             Some(&dev),
             vec![],
         ),
@@ -217,7 +227,7 @@ async fn submit_read_filter_triage_and_export() {
     .await;
     assert!(csv.content_type.starts_with("text/csv"));
     assert_eq!(csv.text().lines().count() as u64, total + 1);
-    assert!(csv.text().contains("\"risk_accepted\""));
+    assert!(csv.text().contains("\"false_positive\""));
     let sarif = send(
         &s.app,
         request(

@@ -152,12 +152,20 @@ async fn a_body_that_stalls_is_answered_408_and_frees_its_place() {
     };
     let started = std::time::Instant::now();
     let answer = send(&s.app, stalled()).await;
-    assert_eq!(answer.status, StatusCode::REQUEST_TIMEOUT, "{}", answer.text());
+    assert_eq!(
+        answer.status,
+        StatusCode::REQUEST_TIMEOUT,
+        "{}",
+        answer.text()
+    );
     assert_eq!(answer.json()["error"]["code"], "request_timeout");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     // The only place was given back: a second stalled sender is timed out the same way, not
     // refused as busy.
-    assert_eq!(send(&s.app, stalled()).await.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(
+        send(&s.app, stalled()).await.status,
+        StatusCode::REQUEST_TIMEOUT
+    );
     assert_nothing_stored(s.state.inbox.depth().await.unwrap());
 }
 

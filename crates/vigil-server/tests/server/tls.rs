@@ -101,7 +101,10 @@ async fn https_answers_with_the_certificate_and_plain_http_is_refused() {
     let answer = https_health(addr, &connector(roots)).await.unwrap();
     let answer = String::from_utf8_lossy(&answer).to_lowercase();
     assert!(answer.starts_with("http/1.1 200"), "{answer}");
-    assert!(answer.contains("strict-transport-security: max-age="), "{answer}");
+    assert!(
+        answer.contains("strict-transport-security: max-age="),
+        "{answer}"
+    );
 
     // A client that does not trust the authority gives up in the handshake.
     let untrusting = https_health(addr, &connector(rustls::RootCertStore::empty())).await;
