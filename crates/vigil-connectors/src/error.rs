@@ -9,14 +9,20 @@ pub enum Error {
     /// A header the scheme needs is absent or malformed.
     #[error("missing or malformed header `{0}`")]
     MissingHeader(&'static str),
+    /// A body field the scheme needs is absent or malformed.
+    #[error("missing or malformed body field `{0}`")]
+    MissingField(&'static str),
     /// The signature or credentials do not match the configured secret.
     #[error("signature does not match for connector `{0}`")]
     BadSignature(String),
-    /// The event is older than the sender's scheme allows (replay protection).
-    #[error("event timestamp is {age_ms} ms old, more than {max_ms} ms")]
+    /// The event's time is further from now than the sender's scheme allows (replay
+    /// protection): too old, or in the future.
+    #[error("event timestamp is {age_ms} ms {}, more than {max_ms} ms", if *.future { "ahead of this clock" } else { "old" })]
     Stale {
-        /// Age of the event.
+        /// How far the event's time is from now.
         age_ms: u64,
+        /// Whether it lies in the future.
+        future: bool,
         /// Largest age accepted.
         max_ms: u64,
     },

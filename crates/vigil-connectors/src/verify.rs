@@ -117,13 +117,14 @@ pub fn verify(
 ) -> Result<Delivery> {
     match config.tool {
         Tool::Github => {
-            let sig =
-                header("x-hub-signature-256").ok_or(Error::MissingHeader("X-Hub-Signature-256"))?;
-            check_hmac(name, config, prefixed(&sig)?, body)?;
+            const NAME: &str = "X-Hub-Signature-256";
+            let sig = header("x-hub-signature-256").ok_or(Error::MissingHeader(NAME))?;
+            check_hmac(name, config, prefixed(&sig, NAME)?, body)?;
         }
         Tool::Jira | Tool::Confluence => {
-            let sig = header("x-hub-signature").ok_or(Error::MissingHeader("X-Hub-Signature"))?;
-            check_hmac(name, config, prefixed(&sig)?, body)?;
+            const NAME: &str = "X-Hub-Signature";
+            let sig = header("x-hub-signature").ok_or(Error::MissingHeader(NAME))?;
+            check_hmac(name, config, prefixed(&sig, NAME)?, body)?;
         }
         Tool::Linear => {
             let sig = header("linear-signature").ok_or(Error::MissingHeader("Linear-Signature"))?;
@@ -141,12 +142,12 @@ pub fn verify(
     })
 }
 
-/// The hex digest after `sha256=`.
-fn prefixed(value: &str) -> Result<&str> {
+/// The hex digest after `sha256=` in header `name`.
+fn prefixed<'a>(value: &'a str, name: &'static str) -> Result<&'a str> {
     value
         .trim()
         .strip_prefix("sha256=")
-        .ok_or(Error::MissingHeader("X-Hub-Signature"))
+        .ok_or(Error::MissingHeader(name))
 }
 
 fn check_hmac(name: &str, config: &ConnectorConfig, hex_sig: &str, body: &[u8]) -> Result<()> {
@@ -168,11 +169,12 @@ fn check_linear_age(body: &[u8], now_ms: u64) -> Result<()> {
     let sent = json
         .get("webhookTimestamp")
         .and_then(serde_json::Value::as_u64)
-        .ok_or(Error::MissingHeader("webhookTimestamp"))?;
+        .ok_or(Error::MissingField("webhookTimestamp"))?;
     let age_ms = now_ms.abs_diff(sent);
     if age_ms > LINEAR_MAX_AGE_MS {
         return Err(Error::Stale {
             age_ms,
+            future: sent > now_ms,
             max_ms: LINEAR_MAX_AGE_MS,
         });
     }
@@ -381,7 +383,27 @@ mod tests {
             ("d-1", "Issue.create")
         );
         let err = verify("lin", &config(Tool::Linear), &h, body, 1_100_001).unwrap_err();
-        assert!(matches!(err, Error::Stale { .. }), "{err}");
+        assert!(matches!(err, Error::Stale { future: false, .. }), "{err}");
+        let err = verify("lin", &config(Tool::Linear), &h, body, 100).unwrap_err();
+        assert!(err.to_string().contains("ahead of this clock"), "{err}");
+        let bare = br#"{"type":"Issue","action":"create"}"#;
+        let h = headers(vec![("linear-signature", sign("s3cret", bare))]);
+        let err = verify("lin", &config(Tool::Linear), &h, bare, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing or malformed body field `webhookTimestamp`"
+        );
+    }
+
+    #[test]
+    fn a_malformed_signature_names_its_own_header() {
+        let body = br#"{"action":"opened"}"#;
+        let h = headers(vec![("x-hub-signature-256", "md5=abc".to_owned())]);
+        let err = verify("gh", &config(Tool::Github), &h, body, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing or malformed header `X-Hub-Signature-256`"
+        );
     }
 
     #[test]

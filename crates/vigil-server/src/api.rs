@@ -149,10 +149,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response> {
 }
 
 /// Answers paths the router does not know.
-pub async fn no_route() -> Error {
+pub async fn no_route(uri: axum::http::Uri) -> Error {
     Error::NotFound {
         kind: "route",
-        id: "requested path".to_owned(),
+        id: uri.path().to_owned(),
     }
 }
 
@@ -844,8 +844,11 @@ pub async fn inbox(
         (status = 404, description = "No dead event with this id", body = ErrorBody)))]
 pub async fn retry_event(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::BadRequest(format!("inbox id `{id}` is not a number")))?;
     let revived = state.inbox.revive(id).await?;
 
     if !revived {

@@ -309,8 +309,17 @@ pub async fn authorize(
             Ok(next.run(request).await)
         }
         None => {
-            let caller = authenticate(&state, credentials(&request)).await?;
-            Err(forbidden(caller.role, &method, &route))
+            // A known route, another method: 405 with the methods it takes, to callers only.
+            authenticate(&state, credentials(&request)).await?;
+            let allow: Vec<&str> = ROUTES
+                .iter()
+                .filter(|r| r.path == route)
+                .map(|r| r.method.as_str())
+                .collect();
+            Err(Error::MethodNotAllowed {
+                method: method.to_string(),
+                allow: allow.join(", "),
+            })
         }
     }
 }

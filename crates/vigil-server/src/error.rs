@@ -55,7 +55,7 @@ pub enum Error {
     #[error("bad request: {0}")]
     BadRequest(String),
     /// The body is not valid JSON.
-    #[error("body is not valid JSON: {0}")]
+    #[error("invalid JSON body: {0}")]
     InvalidJson(String),
     /// The content type is not one the route accepts.
     #[error("content type `{got}` is not accepted here; send {expected}")]
@@ -77,6 +77,14 @@ pub enum Error {
     /// The service is starting or stopping.
     #[error("service is not ready")]
     NotReady,
+    /// The route exists, but not for this method.
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The methods the route takes, comma separated.
+        allow: String,
+    },
     /// The body did not arrive within the configured time.
     #[error("the body did not arrive within {secs} s")]
     RequestTimeout {
@@ -159,6 +167,9 @@ impl Error {
             Error::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Error::BusyClient { .. } => (StatusCode::TOO_MANY_REQUESTS, "busy_client"),
             Error::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Error::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
             Error::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_failure"),
             Error::Config(_) | Error::Tls(_) | Error::Io(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
@@ -177,6 +188,10 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
+        let allow = match &self {
+            Error::MethodNotAllowed { allow, .. } => HeaderValue::from_str(allow).ok(),
+            _ => None,
+        };
         let retry_after = match &self {
             Error::TooManyLogins { retry_after_secs } => Some(retry_after_secs.to_string()),
             Error::Busy { .. } | Error::BusyClient { .. } => Some("1".to_owned()),
@@ -188,6 +203,9 @@ impl IntoResponse for Error {
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(secs) = retry_after.and_then(|s| HeaderValue::from_str(&s).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, secs);
+        }
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         response
     }

@@ -190,8 +190,11 @@ pub struct ArtifactText {
         (status = 404, description = "No such artifact version", body = ErrorBody)))]
 pub async fn artifact_version(
     State(state): State<Arc<AppState>>,
-    Path((id, version)): Path<(String, u32)>,
+    Path((id, version)): Path<(String, String)>,
 ) -> Result<Json<ArtifactText>> {
+    let version: u32 = version
+        .parse()
+        .map_err(|_| Error::BadRequest(format!("version `{version}` is not a number")))?;
     let text = state.reviews.artifact_text(&id, version).await?;
 
     let text = text.ok_or_else(|| not_found("artifact version", format!("{id} v{version}")))?;

@@ -117,9 +117,10 @@ pub fn render_reference(doc: &Value) -> String {
         html.push_str(&format!("<p>{}</p>", escape(d)));
     }
     html.push_str(
-        "<p>Every route but <code>/healthz</code> and <code>/readyz</code> needs \
-         <code>Authorization: Bearer TOKEN</code>; webhooks are verified by their sender's \
-         signature instead. The machine-readable description is at \
+        "<p>Every route but <code>/healthz</code>, <code>/readyz</code>, the console's page and \
+         files and its login (<code>POST /api/v1/session</code>) needs \
+         <code>Authorization: Bearer TOKEN</code> (or the console's session cookie); webhooks \
+         are verified by their sender's signature instead. The machine-readable description is at \
          <a href=\"/api/openapi.json\"><code>/api/openapi.json</code></a>.</p>",
     );
     let empty = serde_json::Map::new();

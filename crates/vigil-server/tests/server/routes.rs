@@ -137,6 +137,34 @@ async fn unknown_paths_and_revoked_tokens() {
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.json()["error"]["code"], "not_found");
+    assert!(
+        missing.text().contains("/api/v1/nothing"),
+        "{}",
+        missing.text()
+    );
+
+    // A known route with another method: 405 naming the methods it takes.
+    let put = send(
+        &s.app,
+        request("PUT", "/api/v1/findings", Some(&admin), Vec::new()),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED, "{}", put.text());
+    assert_eq!(put.headers["allow"], "GET");
+    // Path values that do not parse are answered in the service's JSON form.
+    for uri in [
+        "/api/v1/inbox/abc/retry",
+        "/api/v1/artifacts/x/versions/abc",
+    ] {
+        let method = if uri.ends_with("retry") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let bad = send(&s.app, request(method, uri, Some(&admin), Vec::new())).await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{uri}: {}", bad.text());
+        assert_eq!(bad.json()["error"]["code"], "bad_request", "{uri}");
+    }
 
     let listed = send(
         &s.app,
