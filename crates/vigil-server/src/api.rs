@@ -338,7 +338,7 @@ pub async fn submit_artifact(
 pub struct Paging {
     /// Skip this many (default 0).
     pub offset: Option<usize>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many (default 50, at most 500; 0 gives the total alone).
     pub limit: Option<usize>,
 }
 
@@ -708,6 +708,9 @@ pub async fn get_finding(
         })
 }
 
+/// Longest triage comment accepted, in characters.
+const MAX_COMMENT_CHARS: usize = 10_000;
+
 /// Changes a finding's status or assignee, or comments on it. A risk is not accepted here but
 /// by a decision (`POST /api/v1/decisions`, kind `risk_accepted`, with owner, approver and
 /// expiry), which sets the status.
@@ -735,6 +738,20 @@ pub async fn triage_finding(
     .await?;
     let change: Triage =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
+    if let Some(comment) = &change.comment {
+        if comment.chars().count() > MAX_COMMENT_CHARS {
+            return Err(Error::BadRequest(format!(
+                "a comment has at most {MAX_COMMENT_CHARS} characters"
+            )));
+        }
+    }
+    if let Some(assignee) = &change.assignee {
+        if assignee.chars().count() > 200 || assignee.chars().any(char::is_control) {
+            return Err(Error::BadRequest(
+                "an assignee has at most 200 characters and no control characters".to_owned(),
+            ));
+        }
+    }
     // Accepting a risk takes an owner, an approver and an end date: only a decision has them.
     if change.status == Some(FindingStatus::RiskAccepted) {
         return Err(Error::BadRequest(
@@ -804,7 +821,7 @@ impl From<InboxEvent> for InboxEventView {
 pub struct InboxQuery {
     /// pending, processing, done or dead (default: dead, the dead-letter list).
     pub status: Option<EventStatus>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many (default 50, at most 500; 0 gives the total alone).
     pub limit: Option<usize>,
 }
 

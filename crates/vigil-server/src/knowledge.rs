@@ -51,7 +51,7 @@ pub struct ArtifactFilter {
     pub project: Option<String>,
     /// Skip this many (default 0).
     pub offset: Option<usize>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many (default 50, at most 500; 0 gives the total alone).
     pub limit: Option<usize>,
 }
 
@@ -609,7 +609,7 @@ pub struct DecisionFilter {
     pub state: Option<String>,
     /// Skip this many (default 0).
     pub offset: Option<usize>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many (default 50, at most 500; 0 gives the total alone).
     pub limit: Option<usize>,
 }
 

@@ -305,7 +305,7 @@ pub struct FindingFilter {
     pub review: Option<String>,
     /// Skip this many (default 0).
     pub offset: Option<usize>,
-    /// At most this many (default 50, at most 500).
+    /// At most this many (default 50, at most 500; 0 gives the total alone).
     pub limit: Option<usize>,
 }
 
@@ -927,7 +927,8 @@ pub fn apply_triage(state: &mut FindingState, change: &Triage, author: &str, now
 
 /// Offset and limit of a page: 50 by default, at most 500.
 pub fn page_bounds(offset: Option<usize>, limit: Option<usize>) -> (usize, usize) {
-    (offset.unwrap_or(0), limit.unwrap_or(50).clamp(1, 500))
+    // A limit of 0 asks for the total alone.
+    (offset.unwrap_or(0), limit.unwrap_or(50).min(500))
 }
 
 /// A parsed [`FindingFilter`].

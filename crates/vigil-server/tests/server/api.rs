@@ -161,6 +161,22 @@ async fn submit_read_filter_triage_and_export() {
         "{}",
         refused.text()
     );
+    let long = serde_json::to_vec(&serde_json::json!({"comment": "x".repeat(10_001)})).unwrap();
+    let refused = send(&s.app, request("POST", &uri, Some(&sec), long)).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        refused.text()
+    );
+    let count_only = send(
+        &s.app,
+        request("GET", "/api/v1/findings?limit=0", Some(&dev), vec![]),
+    )
+    .await
+    .json();
+    assert_eq!(count_only["total"].as_u64(), Some(total));
+    assert_eq!(count_only["items"].as_array().map(Vec::len), Some(0));
     let accepted = send(
         &s.app,
         request(
