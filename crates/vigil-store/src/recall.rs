@@ -132,10 +132,20 @@ pub async fn recall(
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let vectors = embedder.embed(&refs)?;
     let patterns = pattern_matches(memory, review, &decisions, embedder, config).await?;
+    // A decision recorded for one team or project applies within it only.
+    let place = Place {
+        team: review.meta.team.clone(),
+        project: review.meta.project.clone(),
+    };
+    let in_place: Vec<StoredDecision> = decisions
+        .iter()
+        .filter(|d| place.admits(&d.decision))
+        .cloned()
+        .collect();
 
     let mut out = Vec::with_capacity(review.findings.len());
     for (finding, vector) in review.findings.iter_mut().zip(&vectors) {
-        let mut r = decide(finding, vector, &decisions, &patterns, ctx, config);
+        let mut r = decide(finding, vector, &in_place, &patterns, ctx, config);
         r.precedents = precedents(vector, &decisions, config);
         apply_feedback(finding, feedback, config, bands);
         out.push(r);
@@ -209,6 +219,25 @@ fn sentences_of(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The team and project of the artifact under review.
+struct Place {
+    team: Option<String>,
+    project: Option<String>,
+}
+
+impl Place {
+    /// Whether a decision may apply here: a team or project it names must be this one (when
+    /// the artifact names one at all).
+    fn admits(&self, d: &crate::decisions::Decision) -> bool {
+        let same = |decided: &Option<String>, here: &Option<String>| match (decided, here) {
+            (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
+            _ => true,
+        };
+        d.scope == DecisionScope::Pattern
+            || (same(&d.team, &self.team) && same(&d.project, &self.project))
+    }
+}
+
 fn decide(
     finding: &Finding,
     vector: &[f32],
@@ -236,10 +265,12 @@ fn decide(
         .filter_map(|d| applies(d, finding, vector, config).map(|s| (d, s)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     if let Some((d, similarity)) = best {
-        let how = if similarity >= 1.0 {
-            "this finding".to_owned()
-        } else {
-            format!("a finding {:.0}% similar", similarity * 100.0)
+        let how = match (&d.decision.scope, &d.decision.rule, &d.decision.component) {
+            (DecisionScope::RuleOnComponent, Some(rule), Some(component)) => {
+                format!("rule {rule} on {component}")
+            }
+            _ if similarity >= 1.0 => "this finding".to_owned(),
+            _ => format!("a finding {:.0}% similar", similarity * 100.0),
         };
         let (disposition, reason) = match d.decision.kind {
             DecisionKind::FalsePositive => (

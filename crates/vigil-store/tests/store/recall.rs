@@ -179,6 +179,44 @@ async fn a_false_positive_on_a_component_applies_wherever_the_component_appears(
     let out = consult(&s, &mut original).await;
     assert_eq!(out[0].disposition, Disposition::FalsePositive);
     assert_eq!(out[0].decision_id.as_deref(), Some("d-fp"));
+    assert!(
+        out[0].reason.contains(&format!("rule {} on ", f.rule)),
+        "{}",
+        out[0].reason
+    );
+}
+
+#[tokio::test]
+async fn a_decision_for_one_team_stays_in_that_team() {
+    let s = stores().await.unwrap();
+    let (original, _) = analyze("payments.md", "docs/payments.md").unwrap();
+    let f = original.findings[0].clone();
+    let d = Decision {
+        rule: Some(f.rule.clone()),
+        component: Some(f.element_name.clone()),
+        team: Some("Payments".to_owned()),
+        ..decision(
+            "d-team",
+            DecisionKind::FalsePositive,
+            DecisionScope::RuleOnComponent,
+            "the payments platform terminates this for us",
+        )
+    };
+    s.memory
+        .add_decisions(&[d], &embedder().unwrap())
+        .await
+        .unwrap();
+    for (team, applies) in [
+        (Some("payments"), true),
+        (Some("warehouse"), false),
+        (None, true),
+    ] {
+        let mut review = original.clone();
+        review.meta.team = team.map(str::to_owned);
+        let out = consult(&s, &mut review).await;
+        let got = out[0].decision_id.as_deref() == Some("d-team");
+        assert_eq!(got, applies, "team {team:?}: {}", out[0].reason);
+    }
 }
 
 #[tokio::test]
