@@ -20,13 +20,17 @@ use crate::model::{ElementFacts, Model};
 use crate::threats::{self, Candidate};
 
 /// Limits of the model review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReviewerConfig {
     /// Elements reviewed per artifact, most exposed first.
     pub max_elements: usize,
     /// Candidate rules offered to the model per element.
     pub candidates: usize,
+    /// Least cosine similarity between a rule and what the artifact says of the element for
+    /// the rule to be offered (with an embedder): a rule about something the text never
+    /// touches is not put before the model at all.
+    pub min_relevance: f32,
     /// Proposals accepted per element.
     pub proposals_per_element: usize,
     /// Sentences offered as quotes per element.
@@ -42,6 +46,7 @@ impl Default for ReviewerConfig {
         ReviewerConfig {
             max_elements: 6,
             candidates: 3,
+            min_relevance: 0.3,
             proposals_per_element: 1,
             quotes: 4,
             max_tokens: 160,
@@ -232,6 +237,7 @@ impl LlmReview {
                         .map(|(_, rv)| dot(&v, rv))
                         .unwrap_or(0.0)
                 };
+                open.retain(|r| closeness(r) >= self.config.min_relevance);
                 open.sort_by(|a, b| {
                     closeness(b)
                         .total_cmp(&closeness(a))
