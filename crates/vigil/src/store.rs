@@ -214,8 +214,19 @@ fn decision_export(file: &Path, bytes: &[u8]) -> Result<Option<Vec<Decision>>> {
     if !is_export {
         return Ok(None);
     }
-    let decisions = serde_json::from_value(serde_json::Value::Array(items))
-        .context("invalid decision in the export")?;
+    let decisions = items
+        .into_iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let decision: Decision = serde_json::from_value(item)
+                .with_context(|| format!("decision {} of the export", n + 1))?;
+            decision
+                .check()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("decision {} of the export", n + 1))?;
+            Ok(decision)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(decisions))
 }
 

@@ -370,8 +370,9 @@ mod store {
         let csv = tmp.path().join("decisions.csv");
         std::fs::write(
             &csv,
-            "id,kind,scope,external_key,rationale,context\n\
-             d1,mitigated,finding,PAY-412,tokenizing card data,Card numbers stored in the ledger\n",
+            "id,kind,scope,fingerprint,link,external_key,rationale,context\n\
+             d1,mitigated,finding,fp-1,PAY-412,PAY-412,tokenizing card data,Card numbers stored \
+             in the ledger\n",
         )
         .unwrap();
         let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
@@ -386,5 +387,54 @@ mod store {
         let out = command(&data, &["restore", path(&snap)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 1);
+    }
+
+    #[test]
+    fn a_bad_decision_row_fails_its_file_and_nothing_of_it_is_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let bad = [
+            (
+                "id,kind,scope,rationale\nd1,policy,pattern,ok\nd2,risk_accepted,pattern,fine\n",
+                "CSV row 3: a risk_accepted decision needs `owner`",
+            ),
+            (
+                "id,kind,scope,owner,approver,expires_on,rationale\n\
+                 d1,risk_accepted,pattern,ana,bo,31/12/2027,fine\n",
+                "CSV row 2: expires_on `31/12/2027` is not YYYY-MM-DD",
+            ),
+            (
+                "id,kind,scope,component,rationale\nd1,policy,rule_on_component,api,x\n",
+                "CSV row 2: a rule_on_component decision needs `rule`",
+            ),
+            (
+                "id,kind,scope,rationale\nd1,false_positive,finding,x\n",
+                "CSV row 2: a finding-scoped decision needs `fingerprint`",
+            ),
+        ];
+        for (i, (text, message)) in bad.iter().enumerate() {
+            let csv = tmp.path().join(format!("bad-{i}.csv"));
+            std::fs::write(&csv, text).unwrap();
+            let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(stderr(&out).contains(message), "{}", stderr(&out));
+        }
+        let json = tmp.path().join("bad.json");
+        std::fs::write(
+            &json,
+            r#"[{"id": "d1", "kind": "policy", "scope": "pattern", "rationale": "ok"},
+                {"id": "d2", "kind": "risk_accepted", "scope": "pattern", "rationale": "x",
+                 "owner": "ana", "approver": "bo"}]"#,
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&json)]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out)
+                .contains("decision 2 of the export: a risk_accepted decision needs `expires_on`"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 0);
     }
 }
