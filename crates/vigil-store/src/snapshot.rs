@@ -11,13 +11,15 @@ use crate::layout::DataDir;
 use crate::ops::OpsStore;
 use crate::{Error, Result};
 
-/// Writes a snapshot of `ops` to `dest`, which must not exist.
+/// Writes a snapshot of `ops` to `dest`, which must not exist; it is created 0600 on Unix (it
+/// holds what the data directory holds).
 pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<()> {
+    let exists = || Error::Invalid {
+        what: "snapshot path",
+        reason: format!("{} exists", dest.display()),
+    };
     if dest.exists() {
-        return Err(Error::Invalid {
-            what: "snapshot path",
-            reason: format!("{} exists", dest.display()),
-        });
+        return Err(exists());
     }
     let target = dest
         .to_str()
@@ -26,11 +28,26 @@ pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<()> {
             reason: format!("{} is not UTF-8", dest.display()),
         })?
         .to_owned();
-    ops.call(move |c| {
-        c.execute("VACUUM INTO ?1", [&target])?;
-        Ok(())
-    })
-    .await?;
+    // `VACUUM INTO` writes into an empty file, keeping its permissions.
+    crate::layout::private_options()
+        .write(true)
+        .create_new(true)
+        .open(dest)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => exists(),
+            _ => Error::io("cannot create", dest, e),
+        })?;
+    let written = ops
+        .call(move |c| {
+            c.execute("VACUUM INTO ?1", [&target])?;
+            Ok(())
+        })
+        .await;
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(dest);
+        return Err(err);
+    }
+    crate::layout::restrict_file(dest)?;
     tracing::info!(dest = %dest.display(), "snapshot written");
     Ok(())
 }
@@ -45,6 +62,7 @@ pub fn restore(data_dir: &DataDir, src: &Path) -> Result<()> {
     let target = data_dir.ops_db();
     let staged = sibling(&target, "restoring");
     std::fs::copy(src, &staged).map_err(|e| Error::io("cannot copy snapshot to", &staged, e))?;
+    crate::layout::restrict_file(&staged)?;
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io("cannot sync", &staged, e))?;
@@ -106,6 +124,12 @@ mod tests {
         ops.set_cursor("jira", "one").await.unwrap();
         let snap = dir.path().join("snap.db");
         backup(&ops, &snap).await.unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&snap).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
         assert!(
             backup(&ops, &snap).await.is_err(),
             "an existing file is kept"

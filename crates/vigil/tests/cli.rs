@@ -389,6 +389,39 @@ mod store {
         assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 1);
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_and_snapshots_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let csv = tmp.path().join("decisions.csv");
+        std::fs::write(
+            &csv,
+            "id,kind,scope,rationale\nd1,policy,pattern,no plain HTTP\n",
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(mode(&data), 0o700);
+        for file in ["vigil.db", "vigil.lock"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+        let snap = tmp.path().join("snap.db");
+        let out = command(&data, &["backup", path(&snap)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(mode(&snap), 0o600);
+
+        // A data directory made under a loose umask is tightened when next opened.
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = data.join("vigil.db");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!((mode(&data), mode(&db)), (0o700, 0o600));
+    }
+
     #[test]
     fn a_bad_decision_row_fails_its_file_and_nothing_of_it_is_stored() {
         let tmp = tempfile::tempdir().unwrap();
