@@ -60,7 +60,8 @@ enum Command {
     Ingest(store::IngestArgs),
     /// Write a consistent snapshot of the data directory while the service runs.
     Backup(store::BackupArgs),
-    /// Replace the data directory's stores with a snapshot (refused while the service runs).
+    /// Replace the data directory's stores with a snapshot (refused while the service runs); the
+    /// replaced database is kept beside it.
     Restore(store::RestoreArgs),
     /// Run the service: API, webhook inbox and its workers ([server] and [connectors]).
     Serve,

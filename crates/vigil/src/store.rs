@@ -297,15 +297,24 @@ pub fn backup(config: &Config, args: BackupArgs) -> Result<ExitCode> {
 }
 
 /// `vigil restore FILE`: replaces the data directory's stores with a checked snapshot; refused
-/// while another process has them open.
+/// while another process has them open. The database it replaces is kept beside it, and the
+/// user is told that tokens, sessions and decisions went back to the snapshot's.
 pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
     let data = DataDir::new(&config.store.data_dir);
-    vigil_store::snapshot::restore(&data, &args.src)
+    let kept = vigil_store::snapshot::restore(&data, &args.src)
         .with_context(|| format!("restoring {}", args.src.display()))?;
     println!(
         "restored {} from {}",
         data.ops_db().display(),
         args.src.display()
+    );
+    if let Some(kept) = kept {
+        println!("the database it replaced is kept at {}", kept.display());
+    }
+    eprintln!(
+        "warning: API tokens, console sessions and decisions are now as they were when the \
+         snapshot was taken: tokens revoked since then are valid again (revoke them again with \
+         `vigil token revoke`), and tokens or decisions made since then are gone"
     );
     Ok(ExitCode::SUCCESS)
 }

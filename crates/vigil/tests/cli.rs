@@ -387,6 +387,21 @@ mod store {
         let out = command(&data, &["restore", path(&snap)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 1);
+
+        // The replaced database is kept, named, and still holds what the snapshot does not.
+        let kept = stdout(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("the database it replaced is kept at "))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("no kept database in: {}", stdout(&out)));
+        assert_eq!(kept.parent(), Some(data.as_path()));
+        let old = rusqlite::Connection::open(&kept).unwrap();
+        assert_eq!(count(&old, "SELECT count(*) FROM mem_decisions"), 0);
+        let err = stderr(&out);
+        assert!(
+            err.contains("warning:") && err.contains("revoked since then are valid again"),
+            "{err}"
+        );
     }
 
     #[cfg(unix)]
