@@ -83,6 +83,10 @@ async fn open_stores(config: &Config, with_embedder: bool) -> Result<Stores> {
 
 /// Runs the service.
 pub fn serve(config: &Config, engine: Engine) -> Result<ExitCode> {
+    // Unusable TLS files stop the start before a token is created or anything is printed.
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key) {
+        vigil_server::tls::server_config(cert, key).context("[server] tls_cert and tls_key")?;
+    }
     runtime()?.block_on(async {
         let stores = open_stores(config, true).await?;
         first_admin_token(&stores).await?;
@@ -106,15 +110,20 @@ pub fn serve(config: &Config, engine: Engine) -> Result<ExitCode> {
     })
 }
 
-/// On first start (no token at all), creates an admin token and prints it once.
+/// When no admin token is active (the first start, even after `vigil token create` made tokens
+/// of other roles, or once every admin token is revoked), creates one and prints it once.
 async fn first_admin_token(stores: &Stores) -> Result<()> {
-    if !stores.tokens.list().await?.is_empty() {
+    let tokens = stores.tokens.list().await?;
+    if tokens
+        .iter()
+        .any(|t| t.role == Role::Admin && t.revoked_ms.is_none())
+    {
         return Ok(());
     }
     let issued = issue_token("initial admin", Role::Admin, vigil_server::app::now_ms())?;
     stores.tokens.insert(&issued.record).await?;
     println!(
-        "vigil: first start: created an admin token (shown once, store it now):\n{}",
+        "vigil: no active admin token: created one (shown once, store it now):\n{}",
         issued.secret
     );
     Ok(())
