@@ -168,6 +168,28 @@ fn customer_rules_override_and_disable_built_in_ones() {
 }
 
 #[test]
+fn doctor_checks_the_listen_address_the_configuration_gives() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("doctor")
+        .current_dir(std::env::temp_dir())
+        .env("VIGIL__SERVER__LISTEN", &address)
+        .output()
+        .unwrap();
+    let listen = stdout(&out)
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("listen"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        listen.starts_with("warn") && listen.contains(&format!("{address} cannot be bound")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn bench_prints_its_figures() {
     let out = vigil(&["bench", "--iterations", "5"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
