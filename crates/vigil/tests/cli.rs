@@ -189,6 +189,41 @@ fn doctor_checks_the_listen_address_the_configuration_gives() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let data = tempfile::tempdir().unwrap();
+    let created = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["token", "create", "--name", "ci", "--role", "auditor"])
+        .current_dir(std::env::temp_dir())
+        .env("VIGIL__STORE__DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    for args in [&["doctor"][..], &["token", "list"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .current_dir(std::env::temp_dir())
+            .env("VIGIL__STORE__DATA_DIR", data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command prints (as `head -1` does after a line).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)) || out.status.signal() == Some(13),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
 #[test]
 fn bench_prints_its_figures() {
     let out = vigil(&["bench", "--iterations", "5"]);
