@@ -218,6 +218,33 @@ fn missing_tls_files_stop_the_start_before_a_token_or_a_banner() {
 }
 
 #[test]
+fn token_names_with_control_characters_or_over_100_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_addr());
+    let create = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "token", "create", "--role", "auditor", "--name", name, "--config",
+            ])
+            .arg(&config)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for (name, why) in [
+        ("ci\u{1b}[2J", "control characters"),
+        (&"x".repeat(100_000), "at most 100 characters"),
+    ] {
+        let out = create(name);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(create(&"x".repeat(100)).status.success());
+}
+
+#[test]
 fn acknowledged_webhooks_survive_sigkill_and_are_processed_once() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
