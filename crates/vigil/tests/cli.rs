@@ -224,6 +224,39 @@ fn a_closed_stdout_ends_the_command_quietly() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn the_demo_takes_its_options_in_any_order_and_skips_the_browser_tests_setup() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/demo");
+    for args in [
+        &["--format", "json", "--with-models"][..],
+        &["--with-models", "--format", "json"][..],
+        &["examples/markdown", "--format=json", "--with-models"][..],
+    ] {
+        let out = Command::new("bash")
+            .arg(&demo)
+            .arg("--dry-run")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("==> scripts/setup --no-e2e\n"), "{text}");
+        let analyze = text.lines().find(|l| l.contains(" analyze ")).unwrap_or("");
+        assert!(
+            analyze.contains("analyze --format json examples/") && !analyze.contains("--no-llm"),
+            "{args:?}: {text}"
+        );
+    }
+    let out = Command::new("bash")
+        .arg(&demo)
+        .args(["--dry-run", "--frmat", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--frmat"), "{}", stderr(&out));
+}
+
 #[test]
 fn bench_prints_its_figures() {
     let out = vigil(&["bench", "--iterations", "5"]);
