@@ -258,6 +258,16 @@ fn the_demo_takes_its_options_in_any_order_and_skips_the_browser_tests_setup() {
 }
 
 #[test]
+fn errors_say_the_path_and_the_reason_once() {
+    let missing = "/nonexistent/vigil-rules";
+    let out = vigil(&["rules", "--rules-dir", missing]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+    assert!(err.contains(missing), "{err}");
+}
+
+#[test]
 fn bench_prints_its_figures() {
     let out = vigil(&["bench", "--iterations", "5"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -574,5 +584,26 @@ mod store {
             stderr(&out)
         );
         assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 0);
+    }
+
+    #[test]
+    fn a_file_ingest_cannot_read_is_named_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let empty = tmp.path().join("empty.md");
+        std::fs::write(&empty, "").unwrap();
+        let missing = tmp.path().join("missing.md");
+        let out = command(
+            &tmp.path().join("data"),
+            &["ingest", path(&empty), path(&missing)],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        for (file, why) in [(&empty, "the file is empty"), (&missing, "os error 2")] {
+            let line = err.lines().find(|l| l.contains(why)).unwrap_or_default();
+            assert_eq!(line.matches(path(file)).count(), 1, "{err}");
+            assert_eq!(line.matches(why).count(), 1, "{err}");
+        }
     }
 }
