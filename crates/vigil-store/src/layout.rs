@@ -15,7 +15,8 @@
 //! It holds design documents and token hashes, so on Unix it is private to the user running
 //! Vigil whatever the umask: the folder is created 0700 and the database (with its WAL and
 //! shared-memory files), the lock and snapshots 0600; a folder and files made more open before
-//! are tightened when the stores are opened.
+//! are tightened when the stores are opened (with a warning, not an error, where that is not
+//! allowed, e.g. a folder another user owns).
 
 use std::path::{Path, PathBuf};
 
@@ -145,8 +146,13 @@ fn restrict(path: &Path, mode: u32) -> Result<()> {
     if meta.permissions().mode() & 0o777 & !mode == 0 {
         return Ok(());
     }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| Error::io("cannot restrict the permissions of", path, e))
+    // Best effort: a folder or file owned by another user (a data directory an administrator
+    // made, group-writable) cannot be changed, and that must not stop Vigil from starting.
+    if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        tracing::warn!(path = %path.display(), error = %e, mode = format!("{mode:o}"),
+            "cannot make the data directory private");
+    }
+    Ok(())
 }
 
 #[cfg(not(unix))]
