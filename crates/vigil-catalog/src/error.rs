@@ -14,7 +14,8 @@ pub enum Error {
         message: String,
     },
     /// A rules.d directory or file that cannot be read.
-    #[error("cannot read {path}: {source}")]
+    // The reason is the source, shown by `{:#}` and error chains, not repeated here.
+    #[error("cannot read {path}")]
     Io {
         /// Path at fault.
         path: PathBuf,

@@ -12,6 +12,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use vigil_store::decisions::is_day;
 
 use crate::api::{query, read_body, require_json, QueryParams};
 use crate::app::{now_ms, AppState};
@@ -450,60 +451,6 @@ pub struct RecordedDecision {
     pub finding_state: Option<FindingState>,
 }
 
-fn required<'a>(value: &'a Option<String>, what: &str, kind: &str) -> Result<&'a str> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::BadRequest(format!("a {kind} decision needs `{what}`")))
-}
-
-fn is_day(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
-}
-
-/// Checks a new decision's fields for its kind and scope.
-fn check_decision(new: &NewDecision) -> Result<()> {
-    if new.rationale.trim().is_empty() {
-        return Err(Error::BadRequest(
-            "a decision needs a `rationale`".to_owned(),
-        ));
-    }
-    match new.kind {
-        DecisionKindName::RiskAccepted => {
-            required(&new.owner, "owner", "risk_accepted")?;
-            required(&new.approver, "approver", "risk_accepted")?;
-            let day = required(&new.expires_on, "expires_on", "risk_accepted")?;
-            if !is_day(day) {
-                return Err(Error::BadRequest(format!(
-                    "expires_on `{day}` is not YYYY-MM-DD"
-                )));
-            }
-        }
-        DecisionKindName::Mitigated => {
-            required(&new.link, "link", "mitigated")?;
-        }
-        _ => {}
-    }
-    match new.scope {
-        DecisionScopeName::Finding => {
-            required(&new.fingerprint, "fingerprint", "finding-scoped")?;
-        }
-        DecisionScopeName::RuleOnComponent => {
-            required(&new.rule, "rule", "rule_on_component")?;
-            required(&new.component, "component", "rule_on_component")?;
-        }
-        DecisionScopeName::Pattern => {}
-    }
-    Ok(())
-}
-
 fn new_decision_id() -> Result<String> {
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).map_err(|e| Error::Store(format!("no randomness: {e}")))?;
@@ -537,6 +484,7 @@ async fn build_decision(state: &AppState, new: NewDecision) -> Result<Decision> 
         link: new.link,
         created_at_ms: now_ms() as i64,
     };
+    d.check().map_err(Error::BadRequest)?;
     if let (DecisionScope::Finding, Some(fp)) = (scope, d.fingerprint.clone()) {
         let record = state.reviews.finding(&fp).await?;
         let record = record.ok_or_else(|| not_found("finding", fp))?;
@@ -581,7 +529,6 @@ pub async fn create_decision(
     .await?;
     let new: NewDecision =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidJson(e.to_string()))?;
-    check_decision(&new)?;
 
     let decision = build_decision(&state, new).await?;
     let finding_state = state

@@ -140,6 +140,67 @@ impl Decision {
     }
 }
 
+impl Decision {
+    /// Checks the fields its kind and scope need, the one check for every way a decision is
+    /// recorded (the API's `POST /api/v1/decisions` and `vigil ingest`): a rationale; owner,
+    /// approver and an `expires_on` written `YYYY-MM-DD` for a risk acceptance (a day in another
+    /// form would never expire); a link for a mitigation; the fingerprint of a decision on a
+    /// finding; rule and component of one on a rule. The error says what is missing or wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        fn required<'a>(
+            value: &'a Option<String>,
+            what: &str,
+            kind: &str,
+        ) -> std::result::Result<&'a str, String> {
+            value
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| format!("a {kind} decision needs `{what}`"))
+        }
+
+        if self.rationale.trim().is_empty() {
+            return Err("a decision needs a `rationale`".to_owned());
+        }
+        match self.kind {
+            DecisionKind::RiskAccepted => {
+                required(&self.owner, "owner", "risk_accepted")?;
+                required(&self.approver, "approver", "risk_accepted")?;
+                let day = required(&self.expires_on, "expires_on", "risk_accepted")?;
+                if !is_day(day) {
+                    return Err(format!("expires_on `{day}` is not YYYY-MM-DD"));
+                }
+            }
+            DecisionKind::Mitigated => {
+                required(&self.link, "link", "mitigated")?;
+            }
+            DecisionKind::FalsePositive | DecisionKind::ApprovedPattern | DecisionKind::Policy => {}
+        }
+        match self.scope {
+            DecisionScope::Finding => {
+                required(&self.fingerprint, "fingerprint", "finding-scoped")?;
+            }
+            DecisionScope::RuleOnComponent => {
+                required(&self.rule, "rule", "rule_on_component")?;
+                required(&self.component, "component", "rule_on_component")?;
+            }
+            DecisionScope::Pattern => {}
+        }
+        Ok(())
+    }
+}
+
+/// Whether `s` is a day written `YYYY-MM-DD`.
+pub fn is_day(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
 /// A stored decision with its embedding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredDecision {
@@ -360,4 +421,75 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(kind: DecisionKind, scope: DecisionScope) -> Decision {
+        Decision {
+            id: "d1".to_owned(),
+            kind,
+            scope,
+            fingerprint: Some("fp".to_owned()),
+            rule: None,
+            component: None,
+            artifact_id: None,
+            external_key: None,
+            tool: None,
+            team: None,
+            project: None,
+            rationale: "why".to_owned(),
+            owner: None,
+            approver: None,
+            expires_on: None,
+            link: None,
+            context: String::new(),
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn check_names_what_a_kind_and_scope_need() {
+        let ok = decision(DecisionKind::FalsePositive, DecisionScope::Finding);
+        assert_eq!(ok.check(), Ok(()));
+
+        let mut d = decision(DecisionKind::RiskAccepted, DecisionScope::Finding);
+        assert_eq!(
+            d.check().unwrap_err(),
+            "a risk_accepted decision needs `owner`"
+        );
+        d.owner = Some("ana".to_owned());
+        d.approver = Some(" ".to_owned());
+        assert_eq!(
+            d.check().unwrap_err(),
+            "a risk_accepted decision needs `approver`"
+        );
+        d.approver = Some("bo".to_owned());
+        d.expires_on = Some("31/12/2027".to_owned());
+        assert_eq!(
+            d.check().unwrap_err(),
+            "expires_on `31/12/2027` is not YYYY-MM-DD"
+        );
+        d.expires_on = Some("2027-12-31".to_owned());
+        assert_eq!(d.check(), Ok(()));
+
+        let mut d = decision(DecisionKind::Policy, DecisionScope::RuleOnComponent);
+        d.component = Some("api".to_owned());
+        assert_eq!(
+            d.check().unwrap_err(),
+            "a rule_on_component decision needs `rule`"
+        );
+
+        let mut d = decision(DecisionKind::FalsePositive, DecisionScope::Finding);
+        d.fingerprint = None;
+        assert_eq!(
+            d.check().unwrap_err(),
+            "a finding-scoped decision needs `fingerprint`"
+        );
+
+        let d = decision(DecisionKind::Mitigated, DecisionScope::Pattern);
+        assert_eq!(d.check().unwrap_err(), "a mitigated decision needs `link`");
+    }
 }

@@ -57,6 +57,7 @@ impl OpsStore {
         data_dir.create()?;
         // Shared with every other process using the stores; only a restore is excluded.
         let lock = data_dir.lock(false)?;
+        data_dir.prepare_ops_db()?;
         let path = data_dir.ops_db();
         let options = options.clone();
         let mut all = crate::migrations();

@@ -74,9 +74,14 @@ pub fn attach(engine: Engine, config: &Config) -> Result<Engine> {
     match with_models(engine.clone(), config) {
         Ok(engine) => Ok(engine),
         Err(err) if llm.mode == LlmMode::Auto => {
+            let err = format!("{err:#}");
+            let fetch = if crate::models::says_to_fetch(&err) {
+                ""
+            } else {
+                "run scripts/fetch-models, or "
+            };
             eprintln!(
-                "warning: analysing without models ({err:#}); run scripts/fetch-models, or pass \
-                 --no-llm to silence this"
+                "warning: analysing without models ({err}); {fetch}pass --no-llm to silence this"
             );
             Ok(engine)
         }

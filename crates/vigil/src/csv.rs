@@ -5,7 +5,8 @@
 //! approved_pattern, policy), `rationale` are required; `scope` (finding, rule_on_component,
 //! pattern; default finding), `fingerprint`, `rule`, `component`, `artifact_id`,
 //! `external_key`, `tool`, `team`, `project`, `owner`, `approver`, `expires_on`, `link` and
-//! `context` are optional. Other columns are ignored.
+//! `context` are optional. Other columns are ignored. Each row is checked as the API checks a
+//! decision (e.g. a risk acceptance needs owner, approver and a `YYYY-MM-DD` expiry).
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -42,7 +43,7 @@ fn decision(index: &HashMap<String, usize>, row: &[String]) -> Result<Decision> 
     };
     let kind = get("kind").unwrap_or_default();
     let scope = get("scope").unwrap_or_else(|| "finding".to_owned());
-    Ok(Decision {
+    let decision = Decision {
         id: get("id").context("empty id")?,
         kind: DecisionKind::parse(&kind).with_context(|| format!("unknown kind `{kind}`"))?,
         scope: DecisionScope::parse(&scope).with_context(|| format!("unknown scope `{scope}`"))?,
@@ -61,7 +62,9 @@ fn decision(index: &HashMap<String, usize>, row: &[String]) -> Result<Decision> 
         link: get("link"),
         context: get("context").unwrap_or_default(),
         created_at_ms: vigil_store::decisions::now_ms(),
-    })
+    };
+    decision.check().map_err(anyhow::Error::msg)?;
+    Ok(decision)
 }
 
 /// The records of a CSV text.
@@ -105,10 +108,10 @@ mod tests {
 
     #[test]
     fn quoted_fields_and_escapes() {
-        let text = "id,kind,rationale,external_key\n\
-                    d1,mitigated,\"tokenized, before the \"\"ledger\"\"\",PAY-412\n\
+        let text = "id,kind,rationale,external_key,scope,link\n\
+                    d1,mitigated,\"tokenized, before the \"\"ledger\"\"\",PAY-412,pattern,PR-9\n\
                     \n\
-                    d2,false_positive,not reachable,\n";
+                    d2,false_positive,not reachable,,pattern,\n";
         let d = decisions(text).unwrap();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].rationale, "tokenized, before the \"ledger\"");
@@ -123,5 +126,19 @@ mod tests {
         assert!(err.to_string().contains("rationale"));
         let err = decisions("id,kind,rationale\nd1,maybe,x\n").unwrap_err();
         assert!(format!("{err:#}").contains("row 2"), "{err:#}");
+    }
+
+    #[test]
+    fn rows_are_checked_like_the_api_checks_a_decision() {
+        let text = "id,kind,rationale,scope,owner,approver,expires_on\n\
+                    d1,policy,ok,pattern,,,\n\
+                    d2,risk_accepted,fine,pattern,ana,bo,31/12/2027\n";
+        let err = format!("{:#}", decisions(text).unwrap_err());
+        assert_eq!(err, "CSV row 3: expires_on `31/12/2027` is not YYYY-MM-DD");
+        let err = decisions("id,kind,rationale,scope\nd1,policy,x,rule_on_component\n");
+        assert_eq!(
+            format!("{:#}", err.unwrap_err()),
+            "CSV row 2: a rule_on_component decision needs `rule`"
+        );
     }
 }

@@ -10,8 +10,6 @@ use vigil_infer::{ChatModel, ChatOptions, ModelRole, ModelSearch, ModelSpec, Ver
 use crate::config::Config;
 use crate::models::{describe, manifest, Status};
 
-/// The address `vigil serve` listens on by default.
-const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Below this much free space on the data directory's disk: a warning.
 const WARN_FREE_BYTES: u64 = 2 << 30;
 /// Below this much: a failure.
@@ -68,7 +66,8 @@ pub fn run(config_path: Option<&Path>, config: Result<Config>) -> ExitCode {
     let data_dir = config.store.data_dir.clone();
     checks.push(data_dir_writable(&data_dir));
     checks.push(free_space(&data_dir));
-    checks.push(listen_address(DEFAULT_LISTEN));
+    // The address `vigil serve` would listen on: `[server] listen` or VIGIL__SERVER__LISTEN.
+    checks.push(listen_address(&config.server.listen.to_string()));
 
     for c in &checks {
         println!("{:<5} {:<10} {}", c.level.label(), c.name, c.detail);

@@ -60,7 +60,8 @@ enum Command {
     Ingest(store::IngestArgs),
     /// Write a consistent snapshot of the data directory while the service runs.
     Backup(store::BackupArgs),
-    /// Replace the data directory's stores with a snapshot (refused while the service runs).
+    /// Replace the data directory's stores with a snapshot (refused while the service runs); the
+    /// replaced database is kept beside it.
     Restore(store::RestoreArgs),
     /// Run the service: API, webhook inbox and its workers ([server] and [connectors]).
     Serve,
@@ -126,6 +127,7 @@ struct RulesArgs {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -134,6 +136,32 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `println!` panics when standard output is a pipe whose reader has gone (`vigil doctor |
+/// head -1`). That panic ends the process quietly instead, with the status a shell reports for
+/// a process stopped by SIGPIPE (141; 0 where there is no SIGPIPE); any other panic is
+/// reported as before.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if is_closed_stdout(message) {
+            std::process::exit(if cfg!(unix) { 128 + 13 } else { 0 });
+        }
+        report(info);
+    }));
+}
+
+/// Whether a panic message is the standard library's for a write to a closed stdout.
+fn is_closed_stdout(message: &str) -> bool {
+    message.starts_with("failed printing to stdout")
+        && (message.contains("Broken pipe") || message.contains("os error 32"))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {

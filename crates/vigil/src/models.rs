@@ -13,6 +13,11 @@ use crate::config::Config;
 /// Where `vigil models fetch` looks for the download script, from the working directory.
 const FETCH_SCRIPT: &str = "scripts/fetch-models";
 
+/// Whether an error message already says to run scripts/fetch-models (so it is not said twice).
+pub(crate) fn says_to_fetch(message: &str) -> bool {
+    message.contains(FETCH_SCRIPT)
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ModelsArgs {
     /// Folder searched first for model files (overrides [models] dir).

@@ -17,7 +17,7 @@ use crate::config::{Config, LlmMode};
 pub enum TokenCommand {
     /// Create a token; its secret is printed once and never stored.
     Create {
-        /// What the token is for.
+        /// What the token is for (at most 100 characters, no control characters).
         #[arg(long)]
         name: String,
         /// admin, security, developer, connector or auditor.
@@ -83,6 +83,10 @@ async fn open_stores(config: &Config, with_embedder: bool) -> Result<Stores> {
 
 /// Runs the service.
 pub fn serve(config: &Config, engine: Engine) -> Result<ExitCode> {
+    // Unusable TLS files stop the start before a token is created or anything is printed.
+    if let (Some(cert), Some(key)) = (&config.server.tls_cert, &config.server.tls_key) {
+        vigil_server::tls::server_config(cert, key).context("[server] tls_cert and tls_key")?;
+    }
     runtime()?.block_on(async {
         let stores = open_stores(config, true).await?;
         first_admin_token(&stores).await?;
@@ -106,18 +110,59 @@ pub fn serve(config: &Config, engine: Engine) -> Result<ExitCode> {
     })
 }
 
-/// On first start (no token at all), creates an admin token and prints it once.
+/// When no admin token is active (the first start, even after `vigil token create` made tokens
+/// of other roles, or once every admin token is revoked), creates one and prints it once.
 async fn first_admin_token(stores: &Stores) -> Result<()> {
-    if !stores.tokens.list().await?.is_empty() {
+    let tokens = stores.tokens.list().await?;
+    if tokens
+        .iter()
+        .any(|t| t.role == Role::Admin && t.revoked_ms.is_none())
+    {
         return Ok(());
     }
     let issued = issue_token("initial admin", Role::Admin, vigil_server::app::now_ms())?;
     stores.tokens.insert(&issued.record).await?;
     println!(
-        "vigil: first start: created an admin token (shown once, store it now):\n{}",
+        "vigil: no active admin token: created one (shown once, store it now):\n{}",
         issued.secret
     );
     Ok(())
+}
+
+/// Longest token name, in characters.
+const MAX_TOKEN_NAME: usize = 100;
+
+/// A token's name, trimmed: not empty, at most [`MAX_TOKEN_NAME`] characters, and no control
+/// characters (a terminal would act on an escape sequence `vigil token list` prints).
+fn token_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("a token needs a name");
+    }
+    let chars = name.chars().count();
+    if chars > MAX_TOKEN_NAME {
+        bail!("a token name has at most {MAX_TOKEN_NAME} characters; this one has {chars}");
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        bail!(
+            "a token name cannot hold control characters; this one holds {}",
+            c.escape_default()
+        );
+    }
+    Ok(name)
+}
+
+/// `text` with control characters escaped (names stored before they were refused).
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Runs a `vigil token` subcommand.
@@ -127,10 +172,8 @@ pub fn token(config: &Config, command: TokenCommand) -> Result<ExitCode> {
         match command {
             TokenCommand::Create { name, role } => {
                 let role: Role = role.parse()?;
-                if name.trim().is_empty() {
-                    bail!("a token needs a name");
-                }
-                let issued = issue_token(name.trim(), role, vigil_server::app::now_ms())?;
+                let name = token_name(&name)?;
+                let issued = issue_token(name, role, vigil_server::app::now_ms())?;
                 stores.tokens.insert(&issued.record).await?;
                 eprintln!(
                     "created token {} ({}); the secret below is shown once:",
@@ -151,7 +194,7 @@ pub fn token(config: &Config, command: TokenCommand) -> Result<ExitCode> {
                         t.id,
                         t.role.as_str(),
                         state,
-                        t.name
+                        printable(&t.name)
                     );
                 }
             }
@@ -168,4 +211,24 @@ pub fn token(config: &Config, command: TokenCommand) -> Result<ExitCode> {
         }
         Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_names_are_short_and_printable() {
+        assert_eq!(token_name("  ci ").unwrap(), "ci");
+        assert!(token_name(" ").is_err());
+        assert_eq!(token_name(&"é".repeat(100)).unwrap().chars().count(), 100);
+        let long = token_name(&"a".repeat(101)).unwrap_err().to_string();
+        assert!(long.contains("at most 100 characters"), "{long}");
+        let esc = token_name("ci\x1b[31mred").unwrap_err().to_string();
+        assert!(
+            esc.contains("control characters") && esc.contains("\\u{1b}"),
+            "{esc}"
+        );
+        assert_eq!(printable("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+    }
 }

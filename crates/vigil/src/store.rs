@@ -64,9 +64,15 @@ pub(crate) fn embedder(config: &Config) -> Result<Embedder> {
     let manifest = crate::models::manifest(config.models.manifest.as_deref())?;
     let spec = manifest.default_for(ModelRole::Embeddings)?;
     let search = ModelSearch::from_env(config.models.dir.as_deref());
-    let model = search
-        .resolve(spec, Verification::Cached)
-        .context("the embeddings model is needed to ingest; run scripts/fetch-models")?;
+    let model = search.resolve(spec, Verification::Cached).map_err(|err| {
+        let message = format!("{err:#}");
+        let fetch = if crate::models::says_to_fetch(&message) {
+            ""
+        } else {
+            "; run scripts/fetch-models"
+        };
+        anyhow::anyhow!("the embeddings model is needed to ingest{fetch}: {message}")
+    })?;
     Ok(Embedder::load(&model)?)
 }
 
@@ -121,7 +127,7 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
             .await;
             if let Err(err) = done {
                 progress.interrupt();
-                eprintln!("error: {}: {err:#}", file.display());
+                eprintln!("error: {}", about(file, &err));
                 tally.failed += 1;
             }
         }
@@ -156,7 +162,7 @@ async fn ingest_file(
     file: &Path,
     tally: &mut Tally,
 ) -> Result<()> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = std::fs::read(file).context("cannot read")?;
     if let Some(decisions) = decision_export(file, &bytes)? {
         reviews.memory().add_decisions(&decisions, embedder).await?;
         tally.decisions += decisions.len();
@@ -193,6 +199,16 @@ async fn ingest_file(
     Ok(())
 }
 
+/// `FILE: what went wrong`, the file named once: the analysis's own errors begin with it.
+fn about(file: &Path, err: &anyhow::Error) -> String {
+    let (name, message) = (file.display().to_string(), format!("{err:#}"));
+    if message.starts_with(&format!("{name}: ")) {
+        message
+    } else {
+        format!("{name}: {message}")
+    }
+}
+
 /// The decisions in a tracker export: a `.csv` file, or JSON holding an array of objects that
 /// each have `kind` and `rationale`. `None` for anything else (a document).
 fn decision_export(file: &Path, bytes: &[u8]) -> Result<Option<Vec<Decision>>> {
@@ -214,8 +230,19 @@ fn decision_export(file: &Path, bytes: &[u8]) -> Result<Option<Vec<Decision>>> {
     if !is_export {
         return Ok(None);
     }
-    let decisions = serde_json::from_value(serde_json::Value::Array(items))
-        .context("invalid decision in the export")?;
+    let decisions = items
+        .into_iter()
+        .enumerate()
+        .map(|(n, item)| {
+            let decision: Decision = serde_json::from_value(item)
+                .with_context(|| format!("decision {} of the export", n + 1))?;
+            decision
+                .check()
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("decision {} of the export", n + 1))?;
+            Ok(decision)
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Some(decisions))
 }
 
@@ -286,15 +313,41 @@ pub fn backup(config: &Config, args: BackupArgs) -> Result<ExitCode> {
 }
 
 /// `vigil restore FILE`: replaces the data directory's stores with a checked snapshot; refused
-/// while another process has them open.
+/// while another process has them open. The database it replaces is kept beside it, and the
+/// user is told that tokens, sessions and decisions went back to the snapshot's.
 pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
     let data = DataDir::new(&config.store.data_dir);
-    vigil_store::snapshot::restore(&data, &args.src)
+    let kept = vigil_store::snapshot::restore(&data, &args.src)
         .with_context(|| format!("restoring {}", args.src.display()))?;
     println!(
         "restored {} from {}",
         data.ops_db().display(),
         args.src.display()
     );
+    if let Some(kept) = kept {
+        println!("the database it replaced is kept at {}", kept.display());
+    }
+    eprintln!(
+        "warning: API tokens, console sessions and decisions are now as they were when the \
+         snapshot was taken: tokens revoked since then are valid again (revoke them again with \
+         `vigil token revoke`), and tokens or decisions made since then are gone"
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_file_is_named_once() {
+        let file = Path::new("/tmp/tw/empty.md");
+        let err = anyhow::anyhow!("/tmp/tw/empty.md: the file is empty");
+        assert_eq!(about(file, &err), "/tmp/tw/empty.md: the file is empty");
+        let err = anyhow::anyhow!("CSV row 3: a decision needs a `rationale`");
+        assert_eq!(
+            about(file, &err),
+            "/tmp/tw/empty.md: CSV row 3: a decision needs a `rationale`"
+        );
+    }
 }

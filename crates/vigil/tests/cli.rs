@@ -168,6 +168,106 @@ fn customer_rules_override_and_disable_built_in_ones() {
 }
 
 #[test]
+fn doctor_checks_the_listen_address_the_configuration_gives() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = held.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("doctor")
+        .current_dir(std::env::temp_dir())
+        .env("VIGIL__SERVER__LISTEN", &address)
+        .output()
+        .unwrap();
+    let listen = stdout(&out)
+        .lines()
+        .find(|l| l.split_whitespace().nth(1) == Some("listen"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(
+        listen.starts_with("warn") && listen.contains(&format!("{address} cannot be bound")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let data = tempfile::tempdir().unwrap();
+    let created = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["token", "create", "--name", "ci", "--role", "auditor"])
+        .current_dir(std::env::temp_dir())
+        .env("VIGIL__STORE__DATA_DIR", data.path())
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", stderr(&created));
+    for args in [&["doctor"][..], &["token", "list"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .current_dir(std::env::temp_dir())
+            .env("VIGIL__STORE__DATA_DIR", data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command prints (as `head -1` does after a line).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)) || out.status.signal() == Some(13),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_demo_takes_its_options_in_any_order_and_skips_the_browser_tests_setup() {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/demo");
+    for args in [
+        &["--format", "json", "--with-models"][..],
+        &["--with-models", "--format", "json"][..],
+        &["examples/markdown", "--format=json", "--with-models"][..],
+    ] {
+        let out = Command::new("bash")
+            .arg(&demo)
+            .arg("--dry-run")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(text.contains("==> scripts/setup --no-e2e\n"), "{text}");
+        let analyze = text.lines().find(|l| l.contains(" analyze ")).unwrap_or("");
+        assert!(
+            analyze.contains("analyze --format json examples/") && !analyze.contains("--no-llm"),
+            "{args:?}: {text}"
+        );
+    }
+    let out = Command::new("bash")
+        .arg(&demo)
+        .args(["--dry-run", "--frmat", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--frmat"), "{}", stderr(&out));
+}
+
+#[test]
+fn errors_say_the_path_and_the_reason_once() {
+    let missing = "/nonexistent/vigil-rules";
+    let out = vigil(&["rules", "--rules-dir", missing]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+    assert!(err.contains(missing), "{err}");
+}
+
+#[test]
 fn bench_prints_its_figures() {
     let out = vigil(&["bench", "--iterations", "5"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -370,8 +470,9 @@ mod store {
         let csv = tmp.path().join("decisions.csv");
         std::fs::write(
             &csv,
-            "id,kind,scope,external_key,rationale,context\n\
-             d1,mitigated,finding,PAY-412,tokenizing card data,Card numbers stored in the ledger\n",
+            "id,kind,scope,fingerprint,link,external_key,rationale,context\n\
+             d1,mitigated,finding,fp-1,PAY-412,PAY-412,tokenizing card data,Card numbers stored \
+             in the ledger\n",
         )
         .unwrap();
         let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
@@ -386,5 +487,123 @@ mod store {
         let out = command(&data, &["restore", path(&snap)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 1);
+
+        // The replaced database is kept, named, and still holds what the snapshot does not.
+        let kept = stdout(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("the database it replaced is kept at "))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("no kept database in: {}", stdout(&out)));
+        assert_eq!(kept.parent(), Some(data.as_path()));
+        let old = rusqlite::Connection::open(&kept).unwrap();
+        assert_eq!(count(&old, "SELECT count(*) FROM mem_decisions"), 0);
+        let err = stderr(&out);
+        assert!(
+            err.contains("warning:") && err.contains("revoked since then are valid again"),
+            "{err}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_data_directory_and_snapshots_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let csv = tmp.path().join("decisions.csv");
+        std::fs::write(
+            &csv,
+            "id,kind,scope,rationale\nd1,policy,pattern,no plain HTTP\n",
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(mode(&data), 0o700);
+        for file in ["vigil.db", "vigil.lock"] {
+            assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+        }
+        let snap = tmp.path().join("snap.db");
+        let out = command(&data, &["backup", path(&snap)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(mode(&snap), 0o600);
+
+        // A data directory made under a loose umask is tightened when next opened.
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = data.join("vigil.db");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!((mode(&data), mode(&db)), (0o700, 0o600));
+    }
+
+    #[test]
+    fn a_bad_decision_row_fails_its_file_and_nothing_of_it_is_stored() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let bad = [
+            (
+                "id,kind,scope,rationale\nd1,policy,pattern,ok\nd2,risk_accepted,pattern,fine\n",
+                "CSV row 3: a risk_accepted decision needs `owner`",
+            ),
+            (
+                "id,kind,scope,owner,approver,expires_on,rationale\n\
+                 d1,risk_accepted,pattern,ana,bo,31/12/2027,fine\n",
+                "CSV row 2: expires_on `31/12/2027` is not YYYY-MM-DD",
+            ),
+            (
+                "id,kind,scope,component,rationale\nd1,policy,rule_on_component,api,x\n",
+                "CSV row 2: a rule_on_component decision needs `rule`",
+            ),
+            (
+                "id,kind,scope,rationale\nd1,false_positive,finding,x\n",
+                "CSV row 2: a finding-scoped decision needs `fingerprint`",
+            ),
+        ];
+        for (i, (text, message)) in bad.iter().enumerate() {
+            let csv = tmp.path().join(format!("bad-{i}.csv"));
+            std::fs::write(&csv, text).unwrap();
+            let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(stderr(&out).contains(message), "{}", stderr(&out));
+        }
+        let json = tmp.path().join("bad.json");
+        std::fs::write(
+            &json,
+            r#"[{"id": "d1", "kind": "policy", "scope": "pattern", "rationale": "ok"},
+                {"id": "d2", "kind": "risk_accepted", "scope": "pattern", "rationale": "x",
+                 "owner": "ana", "approver": "bo"}]"#,
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&json)]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out)
+                .contains("decision 2 of the export: a risk_accepted decision needs `expires_on`"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 0);
+    }
+
+    #[test]
+    fn a_file_ingest_cannot_read_is_named_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let empty = tmp.path().join("empty.md");
+        std::fs::write(&empty, "").unwrap();
+        let missing = tmp.path().join("missing.md");
+        let out = command(
+            &tmp.path().join("data"),
+            &["ingest", path(&empty), path(&missing)],
+        )
+        .output()
+        .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        for (file, why) in [(&empty, "the file is empty"), (&missing, "os error 2")] {
+            let line = err.lines().find(|l| l.contains(why)).unwrap_or_default();
+            assert_eq!(line.matches(path(file)).count(), 1, "{err}");
+            assert_eq!(line.matches(why).count(), 1, "{err}");
+        }
     }
 }

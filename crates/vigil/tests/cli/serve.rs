@@ -157,6 +157,94 @@ fn first_start_prints_an_admin_token_and_tokens_are_managed_by_command() {
 }
 
 #[test]
+fn a_start_without_an_active_admin_token_prints_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr);
+    // A connector token made before the first start does not stand in for an admin's.
+    let created = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "token",
+            "create",
+            "--name",
+            "jira",
+            "--role",
+            "connector",
+            "--config",
+        ])
+        .arg(&config)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let (mut server, token) = start(dir.path(), &config, addr);
+    let admin = token.expect("an admin token is printed");
+    let tokens = get_json(addr, &admin, "/api/v1/tokens");
+    assert_eq!(tokens.as_array().map(Vec::len), Some(2), "{tokens}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn missing_tls_files_stop_the_start_before_a_token_or_a_banner() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[server]\n",
+        "[server]\ntls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        !stderr.contains("serving on") && stderr.contains("/nonexistent/cert.pem"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data/vigil.db").exists(),
+        "nothing is created"
+    );
+}
+
+#[test]
+fn token_names_with_control_characters_or_over_100_characters_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), free_addr());
+    let create = |name: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args([
+                "token", "create", "--role", "auditor", "--name", name, "--config",
+            ])
+            .arg(&config)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    for (name, why) in [
+        ("ci\u{1b}[2J", "control characters"),
+        (&"x".repeat(100_000), "at most 100 characters"),
+    ] {
+        let out = create(name);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(create(&"x".repeat(100)).status.success());
+}
+
+#[test]
 fn acknowledged_webhooks_survive_sigkill_and_are_processed_once() {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_addr();
