@@ -1,0 +1,645 @@
+//! Kernels for the fast BERT path: a register-blocked f32 matrix product over weights packed
+//! in panels of [`NR`] columns, and the row-wise operations around it (layer norm, GELU,
+//! softmax, attention sums).
+//!
+//! Every kernel has a portable version, which the tests use as the reference. At run time
+//! [`Kernels::detect`] picks AVX-512 (`avx512f`) or AVX2/FMA intrinsics for the matrix product;
+//! the row-wise operations are plain loops written so the compiler vectorises them, compiled
+//! once more inside functions that enable the same CPU features.
+#![allow(unsafe_code)]
+
+/// Columns of one packed weight panel, and of one tile of the matrix product.
+pub(crate) const NR: usize = 32;
+/// Rows of one tile of the matrix product; activation buffers hold a multiple of it.
+pub(crate) const MR: usize = 12;
+
+/// Which instructions the kernels use, chosen once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+/// The kernels this CPU runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kernels {
+    level: Level,
+}
+
+/// A weight matrix `(out, in)` as Hugging Face stores a linear layer, repacked for the product:
+/// panels of [`NR`] output columns, each `in x NR` row-major, starting on a 64-byte boundary.
+pub(crate) struct Packed {
+    k: usize,
+    n: usize,
+    data: Vec<f32>,
+    start: usize,
+    bias: Vec<f32>,
+}
+
+impl Packed {
+    /// Packs `weight` (`n` rows of `k`) and its `bias` (`n`); `n` must be a multiple of [`NR`].
+    pub(crate) fn new(weight: &[f32], bias: &[f32], n: usize, k: usize) -> Packed {
+        assert!(n.is_multiple_of(NR) && weight.len() == n * k && bias.len() == n);
+        let mut data = vec![0f32; n * k + 16];
+        let start = data.as_ptr().align_offset(64);
+        let start = if start < 16 { start } else { 0 };
+        for panel in 0..n / NR {
+            let base = start + panel * k * NR;
+            for j in 0..NR {
+                let row = &weight[(panel * NR + j) * k..][..k];
+                for (kk, &w) in row.iter().enumerate() {
+                    data[base + kk * NR + j] = w;
+                }
+            }
+        }
+        Packed {
+            k,
+            n,
+            data,
+            start,
+            bias: bias.to_vec(),
+        }
+    }
+
+    /// Output width.
+    pub(crate) fn outputs(&self) -> usize {
+        self.n
+    }
+
+    fn panel(&self, p: usize) -> &[f32] {
+        &self.data[self.start + p * self.k * NR..][..self.k * NR]
+    }
+}
+
+/// What happens to each finished block of output rows.
+pub(crate) enum Epilogue<'a> {
+    /// Nothing: the product plus the bias.
+    None,
+    /// Adds these rows (same shape as the output).
+    Add(&'a [f32]),
+    /// The erf GELU of every value.
+    Gelu,
+}
+
+/// Runs a generic row-wise kernel compiled for the best available features.
+macro_rules! dispatch {
+    ($self:ident, $name:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        match $self.level {
+            // SAFETY: the level is only Avx512 when the CPU has AVX-512F, AVX2 and FMA
+            // (every AVX-512 CPU has both), and only Avx2 when it has AVX2 and FMA; the
+            // function itself is safe code.
+            Level::Avx512 => return unsafe { features::$name::avx512($($arg),*) },
+            // SAFETY: as above.
+            Level::Avx2 => return unsafe { features::$name::avx2($($arg),*) },
+            Level::Portable => {}
+        }
+        $name($($arg),*)
+    }};
+}
+
+impl Kernels {
+    /// The fastest kernels this CPU runs.
+    pub(crate) fn detect() -> Kernels {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if is_x86_feature_detected!("avx512f") {
+                return Kernels {
+                    level: Level::Avx512,
+                };
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                return Kernels { level: Level::Avx2 };
+            }
+        }
+        Kernels {
+            level: Level::Portable,
+        }
+    }
+
+    /// The kernels at `level`, or `None` when this CPU lacks it.
+    #[cfg(test)]
+    pub(crate) fn at(level: Level) -> Option<Kernels> {
+        let best = Kernels::detect().level;
+        let ok = match level {
+            Level::Portable => true,
+            Level::Avx2 => best != Level::Portable,
+            Level::Avx512 => best == Level::Avx512,
+        };
+        ok.then_some(Kernels { level })
+    }
+
+    /// The instructions in use.
+    pub(crate) fn level(self) -> Level {
+        self.level
+    }
+
+    /// `out = a . wᵀ + bias`, then `epilogue`: `a` is `rows x w.inputs()`, `out` is
+    /// `rows x w.outputs()`, and `rows` a multiple of [`MR`].
+    pub(crate) fn linear(
+        self,
+        a: &[f32],
+        rows: usize,
+        w: &Packed,
+        out: &mut [f32],
+        epilogue: Epilogue<'_>,
+    ) {
+        let (k, n) = (w.k, w.n);
+        assert!(rows.is_multiple_of(MR) && a.len() >= rows * k && out.len() >= rows * n);
+        if let Epilogue::Add(extra) = epilogue {
+            assert!(extra.len() >= rows * n);
+        }
+        for tile in 0..rows / MR {
+            let a_tile = &a[tile * MR * k..][..MR * k];
+            let c_tile = &mut out[tile * MR * n..][..MR * n];
+            for p in 0..n / NR {
+                let bias = &w.bias[p * NR..][..NR];
+                self.tile(k, a_tile, w.panel(p), bias, &mut c_tile[p * NR..], n);
+            }
+            match epilogue {
+                Epilogue::None => {}
+                Epilogue::Add(extra) => self.add(c_tile, &extra[tile * MR * n..][..MR * n]),
+                Epilogue::Gelu => self.gelu(c_tile),
+            }
+        }
+    }
+
+    /// One `MR x NR` tile: `c[r][j] = bias[j] + sum_k a[r][k] b[k][j]`, rows of `c` `ldc` apart.
+    fn tile(self, k: usize, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32], ldc: usize) {
+        assert!(a.len() >= MR * k && b.len() >= k * NR && bias.len() >= NR);
+        assert!(ldc >= NR && c.len() >= (MR - 1) * ldc + NR);
+        #[cfg(target_arch = "x86_64")]
+        match self.level {
+            // SAFETY: the level is only Avx512 when the CPU has AVX-512F, and only Avx2 when
+            // it has AVX2 and FMA; the asserts above cover every read and write the kernels
+            // make (MR rows of k inputs, k rows of NR weights, NR biases, MR rows of NR
+            // outputs ldc apart).
+            Level::Avx512 => return unsafe { x86::tile_avx512(k, a, b, bias, c, ldc) },
+            // SAFETY: as above; the AVX2 kernel does MR/3 tiles of three rows.
+            Level::Avx2 => return unsafe { x86::tile_avx2(k, a, b, bias, c, ldc) },
+            Level::Portable => {}
+        }
+        tile_portable(k, a, b, bias, c, ldc);
+    }
+
+    /// `rows[i] += extra[i]`.
+    pub(crate) fn add(self, rows: &mut [f32], extra: &[f32]) {
+        dispatch!(self, add_generic(rows, extra))
+    }
+
+    /// The erf GELU of every value, in place.
+    pub(crate) fn gelu(self, values: &mut [f32]) {
+        dispatch!(self, gelu_generic(values))
+    }
+
+    /// Layer norm of every row of `width` values, in place.
+    pub(crate) fn layer_norm(self, rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        dispatch!(self, layer_norm_generic(rows, gamma, beta, eps))
+    }
+
+    /// Self-attention of one sequence for one head. `qkv` holds the sequence's rows of
+    /// `[q | k | v]` (`stride` apart, this head's `dim` values at `offset`, `offset + hidden`,
+    /// `offset + 2 hidden`); the context goes to `out` (rows `out_stride` apart, at `offset`).
+    /// `scratch` needs `dim x tokens + tokens` values.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attention(
+        self,
+        qkv: &[f32],
+        stride: usize,
+        tokens: usize,
+        hidden: usize,
+        offset: usize,
+        dim: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        scratch: &mut [f32],
+    ) {
+        dispatch!(
+            self,
+            attention_generic(qkv, stride, tokens, hidden, offset, dim, out, out_stride, scratch)
+        )
+    }
+}
+
+/// The row-wise kernels compiled again with CPU features enabled, so the compiler vectorises
+/// them with wide registers and fused multiply-adds.
+#[cfg(target_arch = "x86_64")]
+mod features {
+    macro_rules! versions {
+        ($name:ident($($arg:ident: $ty:ty),*)) => {
+            pub(super) mod $name {
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                pub(crate) fn avx512($($arg: $ty),*) {
+                    super::super::$name($($arg),*)
+                }
+                #[allow(clippy::too_many_arguments)]
+                #[target_feature(enable = "avx2,fma")]
+                pub(crate) fn avx2($($arg: $ty),*) {
+                    super::super::$name($($arg),*)
+                }
+            }
+        };
+    }
+    versions!(add_generic(rows: &mut [f32], extra: &[f32]));
+    versions!(gelu_generic(values: &mut [f32]));
+    versions!(layer_norm_generic(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32));
+    versions!(attention_generic(
+        qkv: &[f32],
+        stride: usize,
+        tokens: usize,
+        hidden: usize,
+        offset: usize,
+        dim: usize,
+        out: &mut [f32],
+        out_stride: usize,
+        scratch: &mut [f32]
+    ));
+}
+
+fn tile_portable(k: usize, a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32], ldc: usize) {
+    for r in 0..MR {
+        let mut acc = [0f32; NR];
+        acc.copy_from_slice(&bias[..NR]);
+        let row = &a[r * k..][..k];
+        for (kk, &x) in row.iter().enumerate() {
+            let weights = &b[kk * NR..][..NR];
+            for j in 0..NR {
+                acc[j] += x * weights[j];
+            }
+        }
+        c[r * ldc..][..NR].copy_from_slice(&acc);
+    }
+}
+
+#[inline(always)]
+fn add_generic(rows: &mut [f32], extra: &[f32]) {
+    for (x, e) in rows.iter_mut().zip(extra) {
+        *x += e;
+    }
+}
+
+/// `e^x` for `x` in about [-87, 88] (clamped), within a few units in the last place: Cephes'
+/// `expf` polynomial, written without branches so it vectorises.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
+    let x = x.clamp(-87.0, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    e * scale
+}
+
+/// `erf(x)` within about 2e-7 (Abramowitz and Stegun 7.1.26), branch-free.
+#[inline(always)]
+pub(crate) fn erf(x: f32) -> f32 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let mut p = 1.061_405_4f32;
+    p = p * t - 1.453_152_1;
+    p = p * t + 1.421_413_7;
+    p = p * t - 0.284_496_74;
+    p = p * t + 0.254_829_6;
+    let y = 1.0 - p * t * exp(-a * a);
+    y.copysign(x)
+}
+
+#[inline(always)]
+fn gelu_generic(values: &mut [f32]) {
+    const SQRT_HALF: f32 = std::f32::consts::FRAC_1_SQRT_2;
+    for v in values.iter_mut() {
+        let x = *v;
+        *v = 0.5 * x * (1.0 + erf(x * SQRT_HALF));
+    }
+}
+
+/// Sum of `values` in 16 lanes (so it vectorises), then across them.
+#[inline(always)]
+fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let chunks = values.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (l, v) in lanes.iter_mut().zip(chunk) {
+            *l += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+#[inline(always)]
+fn layer_norm_generic(rows: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let width = gamma.len();
+    assert_eq!(beta.len(), width);
+    for row in rows.chunks_exact_mut(width) {
+        let mean = sum(row) / width as f32;
+        let mut lanes = [0f32; 16];
+        let chunks = row.chunks_exact(16);
+        let rest: f32 = chunks
+            .remainder()
+            .iter()
+            .map(|x| (x - mean) * (x - mean))
+            .sum();
+        for chunk in chunks {
+            for (l, x) in lanes.iter_mut().zip(chunk) {
+                *l += (x - mean) * (x - mean);
+            }
+        }
+        let variance = (lanes.iter().sum::<f32>() + rest) / width as f32;
+        let inverse = 1.0 / (variance + eps).sqrt();
+        for ((x, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+            *x = (*x - mean) * inverse * g + b;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attention_generic(
+    qkv: &[f32],
+    stride: usize,
+    tokens: usize,
+    hidden: usize,
+    offset: usize,
+    dim: usize,
+    out: &mut [f32],
+    out_stride: usize,
+    scratch: &mut [f32],
+) {
+    let (keys, scores) = scratch.split_at_mut(dim * tokens);
+    let scores = &mut scores[..tokens];
+    // Keys transposed, `dim` rows of `tokens`, so each score row is a sum of scaled rows.
+    for j in 0..tokens {
+        let key = &qkv[j * stride + hidden + offset..][..dim];
+        for (d, &value) in key.iter().enumerate() {
+            keys[d * tokens + j] = value;
+        }
+    }
+    let scale = 1.0 / (dim as f32).sqrt();
+    for i in 0..tokens {
+        scores.fill(0.0);
+        let query = &qkv[i * stride + offset..][..dim];
+        for (d, &q) in query.iter().enumerate() {
+            let q = q * scale;
+            for (s, k) in scores.iter_mut().zip(&keys[d * tokens..][..tokens]) {
+                *s += q * k;
+            }
+        }
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        for s in scores.iter_mut() {
+            *s = exp(*s - max);
+        }
+        let inverse = 1.0 / sum(scores);
+        let context = &mut out[i * out_stride + offset..][..dim];
+        context.fill(0.0);
+        for (j, &p) in scores.iter().enumerate() {
+            let value = &qkv[j * stride + 2 * hidden + offset..][..dim];
+            for (c, v) in context.iter_mut().zip(value) {
+                *c += p * v;
+            }
+        }
+        for c in context.iter_mut() {
+            *c *= inverse;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{MR, NR};
+    use std::arch::x86_64::*;
+
+    /// See `Kernels::tile`; the caller checked the slice lengths.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_avx512(
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        bias: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        // SAFETY (every access below): `Kernels::tile` checked that `a` holds MR rows of k,
+        // `b` k rows of NR (two vectors of 16), `bias` NR values and `c` MR rows of NR, ldc
+        // apart.
+        unsafe {
+            let bias0 = _mm512_loadu_ps(bias.as_ptr());
+            let bias1 = _mm512_loadu_ps(bias.as_ptr().add(16));
+            let mut acc0 = [bias0; MR];
+            let mut acc1 = [bias1; MR];
+            for kk in 0..k {
+                let b0 = _mm512_loadu_ps(b.add(kk * NR));
+                let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+                for r in 0..MR {
+                    let x = _mm512_set1_ps(*a.add(r * k + kk));
+                    acc0[r] = _mm512_fmadd_ps(x, b0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(x, b1, acc1[r]);
+                }
+            }
+            for r in 0..MR {
+                _mm512_storeu_ps(c.add(r * ldc), acc0[r]);
+                _mm512_storeu_ps(c.add(r * ldc + 16), acc1[r]);
+            }
+        }
+    }
+
+    /// See `Kernels::tile`: MR/3 tiles of three rows by four vectors of eight.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(
+        k: usize,
+        a: &[f32],
+        b: &[f32],
+        bias: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        // SAFETY (every access below): as in `tile_avx512`; rows `top..top + 3` stay below MR.
+        unsafe {
+            let mut bias_v = [_mm256_setzero_ps(); 4];
+            for (v, bv) in bias_v.iter_mut().enumerate() {
+                *bv = _mm256_loadu_ps(bias.as_ptr().add(8 * v));
+            }
+            for top in (0..MR).step_by(3) {
+                let mut acc = [bias_v; 3];
+                for kk in 0..k {
+                    let w = b.add(kk * NR);
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let x = _mm256_set1_ps(*a.add((top + r) * k + kk));
+                        for (v, lane) in row.iter_mut().enumerate() {
+                            *lane = _mm256_fmadd_ps(x, _mm256_loadu_ps(w.add(8 * v)), *lane);
+                        }
+                    }
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    for (v, lane) in row.iter().enumerate() {
+                        _mm256_storeu_ps(c.add((top + r) * ldc + 8 * v), *lane);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn levels() -> Vec<Kernels> {
+        [Level::Portable, Level::Avx2, Level::Avx512]
+            .into_iter()
+            .filter_map(Kernels::at)
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32], tolerance: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!((x - y).abs() <= tolerance, "at {i}: {x} against {y}");
+        }
+    }
+
+    #[test]
+    fn linear_matches_a_plain_product_at_every_level() {
+        let (rows, k, n) = (2 * MR, 40, 2 * NR);
+        let a = random(rows * k, 1);
+        let w = random(n * k, 2);
+        let bias = random(n, 3);
+        let extra = random(rows * n, 4);
+        let mut expected = vec![0f32; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|i| f64::from(a[r * k + i]) * f64::from(w[j * k + i]))
+                    .sum();
+                expected[r * n + j] = (dot + f64::from(bias[j])) as f32 + extra[r * n + j];
+            }
+        }
+        let packed = Packed::new(&w, &bias, n, k);
+        for kernels in levels() {
+            let mut out = vec![0f32; rows * n];
+            kernels.linear(&a, rows, &packed, &mut out, Epilogue::Add(&extra));
+            close(&out, &expected, 1e-5);
+        }
+    }
+
+    #[test]
+    fn row_kernels_agree_at_every_level() {
+        let width = 48;
+        let rows = random(3 * width, 5)
+            .iter()
+            .map(|x| x * 4.0)
+            .collect::<Vec<_>>();
+        let gamma = random(width, 6);
+        let beta = random(width, 7);
+        let portable = Kernels::at(Level::Portable).unwrap();
+        let mut norm = rows.clone();
+        portable.layer_norm(&mut norm, &gamma, &beta, 1e-12);
+        let mut gelu = rows.clone();
+        portable.gelu(&mut gelu);
+        for kernels in levels() {
+            let mut ours = rows.clone();
+            kernels.layer_norm(&mut ours, &gamma, &beta, 1e-12);
+            close(&ours, &norm, 1e-5);
+            let mut ours = rows.clone();
+            kernels.gelu(&mut ours);
+            close(&ours, &gelu, 1e-6);
+        }
+    }
+
+    #[test]
+    fn exp_erf_and_gelu_are_exact_enough() {
+        for i in -2000..=2000 {
+            let x = i as f32 / 100.0;
+            let e = f64::from(x).exp();
+            assert!(((f64::from(exp(x)) - e) / e).abs() < 1e-6, "exp({x})");
+            let expected = candle_core::cpu::erf::erf_f64(f64::from(x));
+            assert!((f64::from(erf(x)) - expected).abs() < 5e-7, "erf({x})");
+        }
+        let x = candle_core::Tensor::new(
+            &[-5.0f32, -1.5, -0.3, 0.0, 0.7, 2.0, 6.0],
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let expected = x.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        let mut ours = x.to_vec1::<f32>().unwrap();
+        Kernels::detect().gelu(&mut ours);
+        close(&ours, &expected, 1e-6);
+    }
+
+    #[test]
+    fn attention_matches_a_plain_softmax_at_every_level() {
+        let (tokens, heads, dim) = (7, 2, 16);
+        let hidden = heads * dim;
+        let qkv = random(tokens * 3 * hidden, 8);
+        let mut expected = vec![0f32; tokens * hidden];
+        for h in 0..heads {
+            for i in 0..tokens {
+                let score = |j: usize| -> f64 {
+                    (0..dim)
+                        .map(|d| {
+                            f64::from(qkv[i * 3 * hidden + h * dim + d])
+                                * f64::from(qkv[j * 3 * hidden + hidden + h * dim + d])
+                        })
+                        .sum::<f64>()
+                        / (dim as f64).sqrt()
+                };
+                let weights: Vec<f64> = (0..tokens).map(|j| score(j).exp()).collect();
+                let total: f64 = weights.iter().sum();
+                for d in 0..dim {
+                    let value: f64 = (0..tokens)
+                        .map(|j| {
+                            weights[j] * f64::from(qkv[j * 3 * hidden + 2 * hidden + h * dim + d])
+                        })
+                        .sum();
+                    expected[i * hidden + h * dim + d] = (value / total) as f32;
+                }
+            }
+        }
+        for kernels in levels() {
+            let mut out = vec![0f32; tokens * hidden];
+            let mut scratch = vec![0f32; dim * tokens + tokens];
+            for h in 0..heads {
+                kernels.attention(
+                    &qkv,
+                    3 * hidden,
+                    tokens,
+                    hidden,
+                    h * dim,
+                    dim,
+                    &mut out,
+                    hidden,
+                    &mut scratch,
+                );
+            }
+            close(&out, &expected, 1e-5);
+        }
+    }
+}
