@@ -72,6 +72,11 @@ impl Packed {
     }
 }
 
+/// Scratch values [`Kernels::attention`] needs for `tokens` tokens of `dim` values.
+pub(crate) fn attention_scratch(tokens: usize, dim: usize) -> usize {
+    (dim + 1) * tokens.next_multiple_of(LANES)
+}
+
 /// What happens to each finished block of output rows.
 pub(crate) enum Epilogue<'a> {
     /// Nothing: the product plus the bias.
@@ -201,7 +206,7 @@ impl Kernels {
     /// Self-attention of one sequence for one head. `qkv` holds the sequence's rows of
     /// `[q | k | v]` (`stride` apart, this head's `dim` values at `offset`, `offset + hidden`,
     /// `offset + 2 hidden`); the context goes to `out` (rows `out_stride` apart, at `offset`).
-    /// `scratch` needs `dim x tokens + tokens` values.
+    /// `scratch` needs [`attention_scratch`] values.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn attention(
         self,
@@ -289,7 +294,8 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer.
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4f32;
     p = p * r + 1.398_199_9e-3;
@@ -298,7 +304,15 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // The low bits of `shifted` hold `n` (two's complement): 2^n from integer operations
+    // alone, which vectorise where a float-to-int cast (saturating in Rust) does not.
+    let scale = f32::from_bits(
+        shifted
+            .to_bits()
+            .wrapping_add(127)
+            .wrapping_sub(0x4b40_0000)
+            << 23,
+    );
     e * scale
 }
 
@@ -324,6 +338,9 @@ fn gelu_generic(values: &mut [f32]) {
         *v = 0.5 * x * (1.0 + erf(x * SQRT_HALF));
     }
 }
+
+/// Floats in one AVX-512 register: the width the row-wise loops accumulate in.
+const LANES: usize = 16;
 
 /// Sum of `values` in 16 lanes (so it vectorises), then across them.
 #[inline(always)]
@@ -378,40 +395,99 @@ fn attention_generic(
     out_stride: usize,
     scratch: &mut [f32],
 ) {
-    let (keys, scores) = scratch.split_at_mut(dim * tokens);
-    let scores = &mut scores[..tokens];
-    // Keys transposed, `dim` rows of `tokens`, so each score row is a sum of scaled rows.
+    // Keys transposed, `dim` rows of `width` (tokens rounded up to whole lanes, zeros past
+    // the end), so each block of 16 scores builds up in one register.
+    let width = tokens.next_multiple_of(LANES);
+    let (keys, scores) = scratch.split_at_mut(dim * width);
+    let scores = &mut scores[..width];
+    keys.fill(0.0);
     for j in 0..tokens {
         let key = &qkv[j * stride + hidden + offset..][..dim];
         for (d, &value) in key.iter().enumerate() {
-            keys[d * tokens + j] = value;
+            keys[d * width + j] = value;
         }
     }
     let scale = 1.0 / (dim as f32).sqrt();
     for i in 0..tokens {
-        scores.fill(0.0);
         let query = &qkv[i * stride + offset..][..dim];
-        for (d, &q) in query.iter().enumerate() {
-            let q = q * scale;
-            for (s, k) in scores.iter_mut().zip(&keys[d * tokens..][..tokens]) {
-                *s += q * k;
+        for (block, lanes) in scores.chunks_exact_mut(LANES).enumerate() {
+            // Four partial sums over the head's values, so the additions overlap.
+            let mut acc = [[0f32; LANES]; 4];
+            let quads = query.chunks_exact(4);
+            let done = dim - quads.remainder().len();
+            for (quad, q4) in quads.enumerate() {
+                for u in 0..4 {
+                    let k = &keys[(4 * quad + u) * width + block * LANES..][..LANES];
+                    for l in 0..LANES {
+                        acc[u][l] += q4[u] * k[l];
+                    }
+                }
+            }
+            for (d, &q) in query.iter().enumerate().skip(done) {
+                let k = &keys[d * width + block * LANES..][..LANES];
+                for l in 0..LANES {
+                    acc[0][l] += q * k[l];
+                }
+            }
+            for l in 0..LANES {
+                lanes[l] = ((acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])) * scale;
             }
         }
-        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        let mut most = [f32::NEG_INFINITY; LANES];
+        let chunks = scores[..tokens].chunks_exact(LANES);
+        let mut max = chunks
+            .remainder()
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        for chunk in chunks {
+            for l in 0..LANES {
+                most[l] = most[l].max(chunk[l]);
+            }
+        }
+        max = most.iter().fold(max, |m, &s| m.max(s));
         for s in scores.iter_mut() {
             *s = exp(*s - max);
         }
+        scores[tokens..].fill(0.0);
         let inverse = 1.0 / sum(scores);
+        let weights = &scores[..tokens];
         let context = &mut out[i * out_stride + offset..][..dim];
-        context.fill(0.0);
-        for (j, &p) in scores.iter().enumerate() {
-            let value = &qkv[j * stride + 2 * hidden + offset..][..dim];
-            for (c, v) in context.iter_mut().zip(value) {
-                *c += p * v;
+        let mut chunks = context.chunks_exact_mut(LANES);
+        let mut start = 0;
+        for chunk in &mut chunks {
+            let mut acc = [[0f32; LANES]; 4];
+            let values = &qkv[2 * hidden + offset + start..];
+            let quads = weights.chunks_exact(4);
+            let done = tokens - quads.remainder().len();
+            for (quad, p4) in quads.enumerate() {
+                for u in 0..4 {
+                    let value = &values[(4 * quad + u) * stride..][..LANES];
+                    for l in 0..LANES {
+                        acc[u][l] += p4[u] * value[l];
+                    }
+                }
             }
+            for (j, &p) in weights.iter().enumerate().skip(done) {
+                let value = &values[j * stride..][..LANES];
+                for l in 0..LANES {
+                    acc[0][l] += p * value[l];
+                }
+            }
+            for l in 0..LANES {
+                chunk[l] = ((acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])) * inverse;
+            }
+            start += LANES;
         }
-        for c in context.iter_mut() {
-            *c *= inverse;
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            rest.fill(0.0);
+            for (j, &p) in weights.iter().enumerate() {
+                let value = &qkv[j * stride + 2 * hidden + offset + start..][..rest.len()];
+                for (c, v) in rest.iter_mut().zip(value) {
+                    *c += p * v;
+                }
+            }
+            rest.iter_mut().for_each(|c| *c *= inverse);
         }
     }
 }
@@ -625,7 +701,7 @@ mod tests {
         }
         for kernels in levels() {
             let mut out = vec![0f32; tokens * hidden];
-            let mut scratch = vec![0f32; dim * tokens + tokens];
+            let mut scratch = vec![0f32; attention_scratch(tokens, dim)];
             for h in 0..heads {
                 kernels.attention(
                     &qkv,

@@ -242,7 +242,7 @@ impl FastBert {
         let mut context = vec![0f32; rows * h];
         let mut attended = vec![0f32; rows * h];
         let mut hidden = vec![0f32; rows * inner];
-        let mut scratch = vec![0f32; dim * longest + longest];
+        let mut scratch = vec![0f32; kernels::attention_scratch(longest, dim)];
         for layer in &self.layers {
             k.linear(&x, rows, &layer.qkv, &mut qkv, Epilogue::None);
             let mut start = 0;
