@@ -74,7 +74,7 @@ impl Packed {
 
 /// Scratch values [`Kernels::attention`] needs for `tokens` tokens of `dim` values.
 pub(crate) fn attention_scratch(tokens: usize, dim: usize) -> usize {
-    (dim + 1) * tokens.next_multiple_of(LANES)
+    (dim + dim.next_multiple_of(LANES) + 1) * tokens.next_multiple_of(LANES)
 }
 
 /// What happens to each finished block of output rows.
@@ -395,36 +395,50 @@ fn attention_generic(
     out_stride: usize,
     scratch: &mut [f32],
 ) {
-    // Keys transposed, `dim` rows of `width` (tokens rounded up to whole lanes, zeros past
-    // the end), so each block of 16 scores builds up in one register.
+    // Keys in blocks of 16 tokens, each block `dim` rows of 16 (zeros past the last token),
+    // so a block's 16 scores build up in one register; values in chunks of 16 of the head's
+    // values, each chunk `tokens` rows of 16 (zeros past `dim`). Fixed-size rows let the
+    // loops below run without bounds checks.
     let width = tokens.next_multiple_of(LANES);
-    let (keys, scores) = scratch.split_at_mut(dim * width);
-    let scores = &mut scores[..width];
+    let chunks = dim.div_ceil(LANES);
+    let (keys, rest) = scratch.split_at_mut(dim * width);
+    let (values, rest) = rest.split_at_mut(chunks * LANES * tokens);
+    let scores = &mut rest[..width];
     keys.fill(0.0);
-    for j in 0..tokens {
-        let key = &qkv[j * stride + hidden + offset..][..dim];
-        for (d, &value) in key.iter().enumerate() {
-            keys[d * width + j] = value;
+    values.fill(0.0);
+    {
+        let (keys, _) = keys.as_chunks_mut::<LANES>();
+        let (values, _) = values.as_chunks_mut::<LANES>();
+        for j in 0..tokens {
+            let row = &qkv[j * stride + offset..];
+            let (block, lane) = (j / LANES, j % LANES);
+            for (d, &key) in row[hidden..][..dim].iter().enumerate() {
+                keys[block * dim + d][lane] = key;
+            }
+            for (chunk, part) in row[2 * hidden..][..dim].chunks(LANES).enumerate() {
+                values[chunk * tokens + j][..part.len()].copy_from_slice(part);
+            }
         }
     }
+    let (keys, _) = keys.as_chunks::<LANES>();
+    let (values, _) = values.as_chunks::<LANES>();
     let scale = 1.0 / (dim as f32).sqrt();
     for i in 0..tokens {
         let query = &qkv[i * stride + offset..][..dim];
+        let (query4, query_rest) = query.as_chunks::<4>();
         for (block, lanes) in scores.chunks_exact_mut(LANES).enumerate() {
-            // Four partial sums over the head's values, so the additions overlap.
+            let rows = &keys[block * dim..][..dim];
+            let (rows4, rows_rest) = rows.as_chunks::<4>();
+            // Four partial sums, so the additions overlap.
             let mut acc = [[0f32; LANES]; 4];
-            let quads = query.chunks_exact(4);
-            let done = dim - quads.remainder().len();
-            for (quad, q4) in quads.enumerate() {
+            for (q, k) in query4.iter().zip(rows4) {
                 for u in 0..4 {
-                    let k = &keys[(4 * quad + u) * width + block * LANES..][..LANES];
                     for l in 0..LANES {
-                        acc[u][l] += q4[u] * k[l];
+                        acc[u][l] += q[u] * k[u][l];
                     }
                 }
             }
-            for (d, &q) in query.iter().enumerate().skip(done) {
-                let k = &keys[d * width + block * LANES..][..LANES];
+            for (q, k) in query_rest.iter().zip(rows_rest) {
                 for l in 0..LANES {
                     acc[0][l] += q * k[l];
                 }
@@ -434,60 +448,42 @@ fn attention_generic(
             }
         }
         let mut most = [f32::NEG_INFINITY; LANES];
-        let chunks = scores[..tokens].chunks_exact(LANES);
-        let mut max = chunks
-            .remainder()
-            .iter()
-            .fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-        for chunk in chunks {
+        let (full, tail) = scores[..tokens].as_chunks::<LANES>();
+        for chunk in full {
             for l in 0..LANES {
                 most[l] = most[l].max(chunk[l]);
             }
         }
-        max = most.iter().fold(max, |m, &s| m.max(s));
+        let max = tail
+            .iter()
+            .chain(&most)
+            .fold(f32::NEG_INFINITY, |m, &s| m.max(s));
         for s in scores.iter_mut() {
             *s = exp(*s - max);
         }
         scores[tokens..].fill(0.0);
         let inverse = 1.0 / sum(scores);
-        let weights = &scores[..tokens];
+        let (weights4, weights_rest) = scores[..tokens].as_chunks::<4>();
         let context = &mut out[i * out_stride + offset..][..dim];
-        let mut chunks = context.chunks_exact_mut(LANES);
-        let mut start = 0;
-        for chunk in &mut chunks {
+        for (chunk, part) in context.chunks_mut(LANES).enumerate() {
+            let rows = &values[chunk * tokens..][..tokens];
+            let (rows4, rows_rest) = rows.as_chunks::<4>();
             let mut acc = [[0f32; LANES]; 4];
-            let values = &qkv[2 * hidden + offset + start..];
-            let quads = weights.chunks_exact(4);
-            let done = tokens - quads.remainder().len();
-            for (quad, p4) in quads.enumerate() {
+            for (p, v) in weights4.iter().zip(rows4) {
                 for u in 0..4 {
-                    let value = &values[(4 * quad + u) * stride..][..LANES];
                     for l in 0..LANES {
-                        acc[u][l] += p4[u] * value[l];
+                        acc[u][l] += p[u] * v[u][l];
                     }
                 }
             }
-            for (j, &p) in weights.iter().enumerate().skip(done) {
-                let value = &values[j * stride..][..LANES];
+            for (p, v) in weights_rest.iter().zip(rows_rest) {
                 for l in 0..LANES {
-                    acc[0][l] += p * value[l];
+                    acc[0][l] += p * v[l];
                 }
             }
-            for l in 0..LANES {
-                chunk[l] = ((acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])) * inverse;
+            for (l, c) in part.iter_mut().enumerate() {
+                *c = ((acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])) * inverse;
             }
-            start += LANES;
-        }
-        let rest = chunks.into_remainder();
-        if !rest.is_empty() {
-            rest.fill(0.0);
-            for (j, &p) in weights.iter().enumerate() {
-                let value = &qkv[j * stride + 2 * hidden + offset + start..][..rest.len()];
-                for (c, v) in rest.iter_mut().zip(value) {
-                    *c += p * v;
-                }
-            }
-            rest.iter_mut().for_each(|c| *c *= inverse);
         }
     }
 }
@@ -809,7 +805,12 @@ mod tests {
 
     #[test]
     fn attention_matches_a_plain_softmax_at_every_level() {
-        let (tokens, heads, dim) = (7, 2, 16);
+        for (tokens, heads, dim) in [(7, 2, 16), (19, 3, 24)] {
+            attention_case(tokens, heads, dim);
+        }
+    }
+
+    fn attention_case(tokens: usize, heads: usize, dim: usize) {
         let hidden = heads * dim;
         let qkv = random(tokens * 3 * hidden, 8);
         let mut expected = vec![0f32; tokens * hidden];
