@@ -19,6 +19,9 @@ pub(crate) enum Level {
     Portable,
     Avx2,
     Avx512,
+    /// AVX-512 with BF16 dot products: weights and the products' inputs rounded to bfloat16,
+    /// sums in f32.
+    Avx512Bf16,
 }
 
 /// The kernels this CPU runs.
@@ -28,11 +31,14 @@ pub(crate) struct Kernels {
 }
 
 /// A weight matrix `(out, in)` as Hugging Face stores a linear layer, repacked for the product:
-/// panels of [`NR`] output columns, each `in x NR` row-major, starting on a 64-byte boundary.
+/// panels of [`NR`] output columns, each `in x NR` row-major, starting on a 64-byte boundary;
+/// or, for the BF16 kernel, each `in / 2` rows of `NR` pairs of bfloat16 (inputs `2i` and
+/// `2i + 1` of one column in one 32-bit word, the even one in the low half).
 pub(crate) struct Packed {
     k: usize,
     n: usize,
     data: Vec<f32>,
+    pairs: Vec<u32>,
     start: usize,
     bias: Vec<f32>,
 }
@@ -57,6 +63,42 @@ impl Packed {
             k,
             n,
             data,
+            pairs: Vec::new(),
+            start,
+            bias: bias.to_vec(),
+        }
+    }
+
+    /// Packs for `kernels`: bfloat16 pairs where they use the BF16 kernel and `k` is a
+    /// multiple of [`BF16_K`], f32 otherwise.
+    pub(crate) fn for_kernels(
+        kernels: Kernels,
+        weight: &[f32],
+        bias: &[f32],
+        n: usize,
+        k: usize,
+    ) -> Packed {
+        if kernels.level != Level::Avx512Bf16 || !k.is_multiple_of(BF16_K) {
+            return Packed::new(weight, bias, n, k);
+        }
+        assert!(n.is_multiple_of(NR) && weight.len() == n * k && bias.len() == n);
+        let mut pairs = vec![0u32; n * k / 2 + 16];
+        let start = pairs.as_ptr().align_offset(64);
+        let start = if start < 16 { start } else { 0 };
+        for panel in 0..n / NR {
+            let base = start + panel * k / 2 * NR;
+            for j in 0..NR {
+                let row = &weight[(panel * NR + j) * k..][..k];
+                for (kp, pair) in row.chunks_exact(2).enumerate() {
+                    pairs[base + kp * NR + j] = bf16_pair(pair[0], pair[1]);
+                }
+            }
+        }
+        Packed {
+            k,
+            n,
+            data: Vec::new(),
+            pairs,
             start,
             bias: bias.to_vec(),
         }
@@ -70,6 +112,27 @@ impl Packed {
     fn panel(&self, p: usize) -> &[f32] {
         &self.data[self.start + p * self.k * NR..][..self.k * NR]
     }
+
+    fn pair_panel(&self, p: usize) -> &[u32] {
+        &self.pairs[self.start + p * self.k / 2 * NR..][..self.k / 2 * NR]
+    }
+}
+
+/// Inputs of a BF16 product come in multiples of this (the conversion's block).
+pub(crate) const BF16_K: usize = 32;
+
+/// `x` rounded to the nearest bfloat16 (ties to even), as its 16 bits.
+pub(crate) fn bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    (bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// Two values as one word of bfloat16 pairs, `even` in the low half.
+pub(crate) fn bf16_pair(even: f32, odd: f32) -> u32 {
+    u32::from(bf16(even)) | (u32::from(bf16(odd)) << 16)
 }
 
 /// Scratch values [`Kernels::attention`] needs for `tokens` tokens of `dim` values.
@@ -95,7 +158,9 @@ macro_rules! dispatch {
             // SAFETY: the level is only Avx512 when the CPU has AVX-512F, AVX2 and FMA
             // (every AVX-512 CPU has both), and only Avx2 when it has AVX2 and FMA; the
             // function itself is safe code.
-            Level::Avx512 => return unsafe { features::$name::avx512($($arg),*) },
+            Level::Avx512 | Level::Avx512Bf16 => {
+                return unsafe { features::$name::avx512($($arg),*) }
+            }
             // SAFETY: as above.
             Level::Avx2 => return unsafe { features::$name::avx2($($arg),*) },
             Level::Portable => {}
@@ -109,6 +174,11 @@ impl Kernels {
     pub(crate) fn detect() -> Kernels {
         #[cfg(target_arch = "x86_64")]
         {
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16") {
+                return Kernels {
+                    level: Level::Avx512Bf16,
+                };
+            }
             if is_x86_feature_detected!("avx512f") {
                 return Kernels {
                     level: Level::Avx512,
@@ -130,7 +200,8 @@ impl Kernels {
         let ok = match level {
             Level::Portable => true,
             Level::Avx2 => best != Level::Portable,
-            Level::Avx512 => best == Level::Avx512,
+            Level::Avx512 => matches!(best, Level::Avx512 | Level::Avx512Bf16),
+            Level::Avx512Bf16 => best == Level::Avx512Bf16,
         };
         ok.then_some(Kernels { level })
     }
@@ -155,12 +226,27 @@ impl Kernels {
         if let Epilogue::Add(extra) = epilogue {
             assert!(extra.len() >= rows * n);
         }
+        let bf16 = !w.pairs.is_empty();
+        assert!(!bf16 || self.level == Level::Avx512Bf16);
+        let mut a_pairs = Vec::new();
+        if bf16 {
+            a_pairs = vec![0u32; rows * k / 2];
+            self.to_bf16_pairs(&a[..rows * k], &mut a_pairs);
+        }
         for tile in 0..rows / MR {
-            let a_tile = &a[tile * MR * k..][..MR * k];
             let c_tile = &mut out[tile * MR * n..][..MR * n];
-            for p in 0..n / NR {
-                let bias = &w.bias[p * NR..][..NR];
-                self.tile(k, a_tile, w.panel(p), bias, &mut c_tile[p * NR..], n);
+            if bf16 {
+                let a_tile = &a_pairs[tile * MR * k / 2..][..MR * k / 2];
+                for p in 0..n / NR {
+                    let bias = &w.bias[p * NR..][..NR];
+                    self.tile_bf16(k, a_tile, w.pair_panel(p), bias, &mut c_tile[p * NR..], n);
+                }
+            } else {
+                let a_tile = &a[tile * MR * k..][..MR * k];
+                for p in 0..n / NR {
+                    let bias = &w.bias[p * NR..][..NR];
+                    self.tile(k, a_tile, w.panel(p), bias, &mut c_tile[p * NR..], n);
+                }
             }
             match epilogue {
                 Epilogue::None => {}
@@ -180,12 +266,45 @@ impl Kernels {
             // it has AVX2 and FMA; the asserts above cover every read and write the kernels
             // make (MR rows of k inputs, k rows of NR weights, NR biases, MR rows of NR
             // outputs ldc apart).
-            Level::Avx512 => return unsafe { x86::tile_avx512(k, a, b, bias, c, ldc) },
+            Level::Avx512 | Level::Avx512Bf16 => {
+                return unsafe { x86::tile_avx512(k, a, b, bias, c, ldc) }
+            }
             // SAFETY: as above; the AVX2 kernel does MR/3 tiles of three rows.
             Level::Avx2 => return unsafe { x86::tile_avx2(k, a, b, bias, c, ldc) },
             Level::Portable => {}
         }
         tile_portable(k, a, b, bias, c, ldc);
+    }
+
+    /// `values` (a multiple of [`BF16_K`]) rounded to bfloat16, in pairs as
+    /// [`bf16_pair`] makes them.
+    fn to_bf16_pairs(self, values: &[f32], out: &mut [u32]) {
+        assert!(values.len().is_multiple_of(BF16_K) && out.len() * 2 >= values.len());
+        assert_eq!(self.level, Level::Avx512Bf16);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is only Avx512Bf16 when the CPU has AVX-512F and AVX512_BF16; the
+        // assert covers every read (whole blocks of 32 values) and write (16 words a block).
+        unsafe {
+            x86::to_bf16_pairs(values, out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        for (pair, word) in values.chunks_exact(2).zip(out) {
+            *word = bf16_pair(pair[0], pair[1]);
+        }
+    }
+
+    /// As [`Kernels::tile`], over bfloat16 pairs: `a` is MR rows of `k / 2` words, `b` is
+    /// `k / 2` rows of NR words.
+    fn tile_bf16(self, k: usize, a: &[u32], b: &[u32], bias: &[f32], c: &mut [f32], ldc: usize) {
+        assert!(k >= 2 && k.is_multiple_of(2) && self.level == Level::Avx512Bf16);
+        assert!(a.len() >= MR * k / 2 && b.len() >= k / 2 * NR && bias.len() >= NR);
+        assert!(ldc >= NR && c.len() >= (MR - 1) * ldc + NR);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the level is only Avx512Bf16 when the CPU has AVX-512F and AVX512_BF16; the
+        // asserts above cover every read and write the kernel makes.
+        unsafe {
+            x86::tile_avx512_bf16(k, a, b, bias, c, ldc)
+        }
     }
 
     /// `rows[i] += extra[i]`.
@@ -665,6 +784,210 @@ mod x86 {
         }
     }
 
+    /// See `Kernels::tile_bf16`: as `tile_avx512`, each step taking two inputs at once with
+    /// `vdpbf16ps` (bfloat16 products summed in f32).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn tile_avx512_bf16(
+        k: usize,
+        a: &[u32],
+        b: &[u32],
+        bias: &[f32],
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let half = k / 2;
+        // SAFETY: `Kernels::tile_bf16` checked that `a` holds MR rows of k/2 words, `b` k/2
+        // rows of NR words, `bias` NR values and `c` MR rows of NR values ldc apart, that
+        // k/2 > 0 and that the CPU has AVX512_BF16; the loop reads and writes exactly those;
+        // every zmm register it uses is declared clobbered.
+        unsafe {
+            std::arch::asm!(
+                "vmovups zmm0, [{bias}]",
+                "vmovups zmm1, [{bias} + 64]",
+                "vmovaps zmm2, zmm0",
+                "vmovaps zmm3, zmm1",
+                "vmovaps zmm4, zmm0",
+                "vmovaps zmm5, zmm1",
+                "vmovaps zmm6, zmm0",
+                "vmovaps zmm7, zmm1",
+                "vmovaps zmm8, zmm0",
+                "vmovaps zmm9, zmm1",
+                "vmovaps zmm10, zmm0",
+                "vmovaps zmm11, zmm1",
+                "vmovaps zmm12, zmm0",
+                "vmovaps zmm13, zmm1",
+                "vmovaps zmm14, zmm0",
+                "vmovaps zmm15, zmm1",
+                "vmovaps zmm16, zmm0",
+                "vmovaps zmm17, zmm1",
+                "vmovaps zmm18, zmm0",
+                "vmovaps zmm19, zmm1",
+                "vmovaps zmm20, zmm0",
+                "vmovaps zmm21, zmm1",
+                "vmovaps zmm22, zmm0",
+                "vmovaps zmm23, zmm1",
+                "vmovaps zmm24, zmm0",
+                "vmovaps zmm25, zmm1",
+                "2:",
+                "vmovups zmm26, [{b}]",
+                "vmovups zmm27, [{b} + 64]",
+                "vpbroadcastd zmm28, dword ptr [{a0}]",
+                "vdpbf16ps zmm2, zmm28, zmm26",
+                "vdpbf16ps zmm3, zmm28, zmm27",
+                "vpbroadcastd zmm29, dword ptr [{a0} + {lda}]",
+                "vdpbf16ps zmm4, zmm29, zmm26",
+                "vdpbf16ps zmm5, zmm29, zmm27",
+                "vpbroadcastd zmm30, dword ptr [{a0} + 2*{lda}]",
+                "vdpbf16ps zmm6, zmm30, zmm26",
+                "vdpbf16ps zmm7, zmm30, zmm27",
+                "vpbroadcastd zmm31, dword ptr [{a3}]",
+                "vdpbf16ps zmm8, zmm31, zmm26",
+                "vdpbf16ps zmm9, zmm31, zmm27",
+                "vpbroadcastd zmm28, dword ptr [{a3} + {lda}]",
+                "vdpbf16ps zmm10, zmm28, zmm26",
+                "vdpbf16ps zmm11, zmm28, zmm27",
+                "vpbroadcastd zmm29, dword ptr [{a3} + 2*{lda}]",
+                "vdpbf16ps zmm12, zmm29, zmm26",
+                "vdpbf16ps zmm13, zmm29, zmm27",
+                "vpbroadcastd zmm30, dword ptr [{a6}]",
+                "vdpbf16ps zmm14, zmm30, zmm26",
+                "vdpbf16ps zmm15, zmm30, zmm27",
+                "vpbroadcastd zmm31, dword ptr [{a6} + {lda}]",
+                "vdpbf16ps zmm16, zmm31, zmm26",
+                "vdpbf16ps zmm17, zmm31, zmm27",
+                "vpbroadcastd zmm28, dword ptr [{a6} + 2*{lda}]",
+                "vdpbf16ps zmm18, zmm28, zmm26",
+                "vdpbf16ps zmm19, zmm28, zmm27",
+                "vpbroadcastd zmm29, dword ptr [{a9}]",
+                "vdpbf16ps zmm20, zmm29, zmm26",
+                "vdpbf16ps zmm21, zmm29, zmm27",
+                "vpbroadcastd zmm30, dword ptr [{a9} + {lda}]",
+                "vdpbf16ps zmm22, zmm30, zmm26",
+                "vdpbf16ps zmm23, zmm30, zmm27",
+                "vpbroadcastd zmm31, dword ptr [{a9} + 2*{lda}]",
+                "vdpbf16ps zmm24, zmm31, zmm26",
+                "vdpbf16ps zmm25, zmm31, zmm27",
+                "add {a0}, 4",
+                "add {a3}, 4",
+                "add {a6}, 4",
+                "add {a9}, 4",
+                "add {b}, 128",
+                "dec {k}",
+                "jnz 2b",
+                "vmovups [{c}], zmm2",
+                "vmovups [{c} + 64], zmm3",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm4",
+                "vmovups [{c} + 64], zmm5",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm6",
+                "vmovups [{c} + 64], zmm7",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm8",
+                "vmovups [{c} + 64], zmm9",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm10",
+                "vmovups [{c} + 64], zmm11",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm12",
+                "vmovups [{c} + 64], zmm13",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm14",
+                "vmovups [{c} + 64], zmm15",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm16",
+                "vmovups [{c} + 64], zmm17",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm18",
+                "vmovups [{c} + 64], zmm19",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm20",
+                "vmovups [{c} + 64], zmm21",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm22",
+                "vmovups [{c} + 64], zmm23",
+                "add {c}, {ldc}",
+                "vmovups [{c}], zmm24",
+                "vmovups [{c} + 64], zmm25",
+                a0 = inout(reg) a.as_ptr() => _,
+                a3 = inout(reg) a.as_ptr().wrapping_add(3 * half) => _,
+                a6 = inout(reg) a.as_ptr().wrapping_add(6 * half) => _,
+                a9 = inout(reg) a.as_ptr().wrapping_add(9 * half) => _,
+                lda = in(reg) half * 4,
+                b = inout(reg) b.as_ptr() => _,
+                k = inout(reg) half => _,
+                c = inout(reg) c.as_mut_ptr() => _,
+                ldc = in(reg) ldc * 4,
+                bias = in(reg) bias.as_ptr(),
+                out("zmm0") _,
+                out("zmm1") _,
+                out("zmm2") _,
+                out("zmm3") _,
+                out("zmm4") _,
+                out("zmm5") _,
+                out("zmm6") _,
+                out("zmm7") _,
+                out("zmm8") _,
+                out("zmm9") _,
+                out("zmm10") _,
+                out("zmm11") _,
+                out("zmm12") _,
+                out("zmm13") _,
+                out("zmm14") _,
+                out("zmm15") _,
+                out("zmm16") _,
+                out("zmm17") _,
+                out("zmm18") _,
+                out("zmm19") _,
+                out("zmm20") _,
+                out("zmm21") _,
+                out("zmm22") _,
+                out("zmm23") _,
+                out("zmm24") _,
+                out("zmm25") _,
+                out("zmm26") _,
+                out("zmm27") _,
+                out("zmm28") _,
+                out("zmm29") _,
+                out("zmm30") _,
+                out("zmm31") _,
+                options(nostack),
+            );
+        }
+    }
+
+    /// See `Kernels::to_bf16_pairs`: `vcvtne2ps2bf16` (round to nearest even) on blocks of 32.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn to_bf16_pairs(values: &[f32], out: &mut [u32]) {
+        let blocks = values.len() / super::BF16_K;
+        if blocks == 0 {
+            return;
+        }
+        // SAFETY: the caller checked that `values` is whole blocks of 32 and `out` holds 16
+        // words per block, and that the CPU has AVX512_BF16; zmm0 to zmm2 are declared
+        // clobbered.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "vmovups zmm0, [{src}]",
+                "vmovups zmm1, [{src} + 64]",
+                "vcvtne2ps2bf16 zmm2, zmm1, zmm0",
+                "vmovups [{dst}], zmm2",
+                "add {src}, 128",
+                "add {dst}, 64",
+                "dec {n}",
+                "jnz 2b",
+                src = inout(reg) values.as_ptr() => _,
+                dst = inout(reg) out.as_mut_ptr() => _,
+                n = inout(reg) blocks => _,
+                out("zmm0") _,
+                out("zmm1") _,
+                out("zmm2") _,
+                options(nostack),
+            );
+        }
+    }
+
     /// See `Kernels::tile`: MR/3 tiles of three rows by four vectors of eight.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile_avx2(
@@ -722,10 +1045,15 @@ mod tests {
     }
 
     fn levels() -> Vec<Kernels> {
-        [Level::Portable, Level::Avx2, Level::Avx512]
-            .into_iter()
-            .filter_map(Kernels::at)
-            .collect()
+        [
+            Level::Portable,
+            Level::Avx2,
+            Level::Avx512,
+            Level::Avx512Bf16,
+        ]
+        .into_iter()
+        .filter_map(Kernels::at)
+        .collect()
     }
 
     fn close(a: &[f32], b: &[f32], tolerance: f32) {
@@ -756,6 +1084,37 @@ mod tests {
             let mut out = vec![0f32; rows * n];
             kernels.linear(&a, rows, &packed, &mut out, Epilogue::Add(&extra));
             close(&out, &expected, 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_bf16_product_matches_a_plain_product_of_rounded_inputs() {
+        let Some(kernels) = Kernels::at(Level::Avx512Bf16) else {
+            return;
+        };
+        let (rows, k, n) = (2 * MR, 3 * BF16_K, 2 * NR);
+        let a = random(rows * k, 11);
+        let w = random(n * k, 12);
+        let bias = random(n, 13);
+        let round = |x: f32| f64::from(f32::from_bits(u32::from(bf16(x)) << 16));
+        let mut expected = vec![0f32; rows * n];
+        for r in 0..rows {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|i| round(a[r * k + i]) * round(w[j * k + i]))
+                    .sum();
+                expected[r * n + j] = (dot + f64::from(bias[j])) as f32;
+            }
+        }
+        let packed = Packed::for_kernels(kernels, &w, &bias, n, k);
+        assert!(!packed.pairs.is_empty());
+        let mut out = vec![0f32; rows * n];
+        kernels.linear(&a, rows, &packed, &mut out, Epilogue::None);
+        close(&out, &expected, 1e-4);
+        let mut pairs = vec![0u32; rows * k / 2];
+        kernels.to_bf16_pairs(&a, &mut pairs);
+        for (pair, word) in a.chunks_exact(2).zip(&pairs) {
+            assert_eq!(*word, bf16_pair(pair[0], pair[1]));
         }
     }
 

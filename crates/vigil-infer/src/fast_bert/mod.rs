@@ -64,6 +64,16 @@ impl FastBert {
         config: &Config,
         threads: usize,
     ) -> Result<Option<FastBert>> {
+        FastBert::load_with(vb, config, threads, Kernels::detect())
+    }
+
+    /// As [`FastBert::load`], with these kernels.
+    fn load_with(
+        vb: VarBuilder,
+        config: &Config,
+        threads: usize,
+        kernels: Kernels,
+    ) -> Result<Option<FastBert>> {
         let hidden = config.hidden_size;
         let heads = config.num_attention_heads;
         let supported = config.hidden_act == HiddenAct::Gelu
@@ -91,7 +101,7 @@ impl FastBert {
         let linear = |vb: VarBuilder, n: usize, k: usize| -> Result<Packed> {
             let weight = values(vb.get((n, k), "weight")?)?;
             let bias = values(vb.get(n, "bias")?)?;
-            Ok(Packed::new(&weight, &bias, n, k))
+            Ok(Packed::for_kernels(kernels, &weight, &bias, n, k))
         };
 
         let embeddings = vb.pp("embeddings");
@@ -126,7 +136,7 @@ impl FastBert {
             }
             let inner = config.intermediate_size;
             layers.push(Layer {
-                qkv: Packed::new(&weight, &bias, 3 * hidden, hidden),
+                qkv: Packed::for_kernels(kernels, &weight, &bias, 3 * hidden, hidden),
                 attention_out: linear(attention.pp("output.dense"), hidden, hidden)?,
                 attention_norm: norm(attention.pp("output.LayerNorm"))?,
                 intermediate: linear(vb.pp("intermediate.dense"), inner, hidden)?,
@@ -135,7 +145,7 @@ impl FastBert {
             });
         }
         Ok(Some(FastBert {
-            kernels: Kernels::detect(),
+            kernels,
             word_embeddings,
             position_embeddings,
             max_positions: config.max_position_embeddings,
@@ -150,6 +160,7 @@ impl FastBert {
     /// The instructions the matrix products use: `avx512`, `avx2` or `portable`.
     pub(crate) fn kernel_name(&self) -> &'static str {
         match self.kernels.level() {
+            kernels::Level::Avx512Bf16 => "avx512-bf16",
             kernels::Level::Avx512 => "avx512",
             kernels::Level::Avx2 => "avx2",
             kernels::Level::Portable => "portable",
@@ -320,6 +331,7 @@ impl FastBert {
 mod tests {
     use super::*;
     use candle_core::Device;
+    use kernels::Level;
 
     /// A tiny random BERT through this path and through candle's `BertModel` with the
     /// embedder's pooling: the same vectors, texts of different lengths in one batch, on one
@@ -359,19 +371,35 @@ mod tests {
             expected.push(mean.broadcast_div(&length)?.to_vec1::<f32>()?);
         }
         let ids: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
-        for threads in [1, 3] {
-            let fast = FastBert::load(vb.clone(), &config, threads)?.expect("supported shape");
-            let vectors = fast.embed(&ids)?;
-            for (ours, theirs) in vectors.iter().zip(&expected) {
-                let worst = ours
-                    .iter()
-                    .zip(theirs)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f32::max);
-                assert!(
-                    worst < 1e-5,
-                    "largest difference {worst} on {threads} threads"
-                );
+        let levels = [
+            Level::Portable,
+            Level::Avx2,
+            Level::Avx512,
+            Level::Avx512Bf16,
+        ];
+        for kernels in levels.into_iter().filter_map(Kernels::at) {
+            for threads in [1, 3] {
+                let fast = FastBert::load_with(vb.clone(), &config, threads, kernels)?
+                    .expect("supported shape");
+                let vectors = fast.embed(&ids)?;
+                for (ours, theirs) in vectors.iter().zip(&expected) {
+                    if kernels.level() == Level::Avx512Bf16 {
+                        // Rounded inputs: the direction, not every digit, must agree.
+                        let cosine: f32 = ours.iter().zip(theirs).map(|(x, y)| x * y).sum();
+                        assert!(cosine > 0.9995, "cosine {cosine} on {threads} threads");
+                        continue;
+                    }
+                    let worst = ours
+                        .iter()
+                        .zip(theirs)
+                        .map(|(x, y)| (x - y).abs())
+                        .fold(0.0, f32::max);
+                    assert!(
+                        worst < 1e-5,
+                        "largest difference {worst} at {:?} on {threads} threads",
+                        kernels.level()
+                    );
+                }
             }
         }
         Ok(())

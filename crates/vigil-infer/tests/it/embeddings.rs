@@ -114,7 +114,8 @@ fn the_fast_path_agrees_with_candle() -> Result<()> {
     let texts: Vec<&str> = fixture.cases.iter().map(|c| c.text.as_str()).collect();
     for (ours, theirs) in fast.embed(&texts)?.iter().zip(candle.embed(&texts)?) {
         let similarity = cosine(ours, &theirs);
-        assert!(similarity >= 0.99999, "cosine {similarity}");
+        // The fast path rounds the products' inputs to bfloat16 where the CPU has AVX512_BF16.
+        assert!(similarity >= 0.9999, "cosine {similarity}");
     }
     Ok(())
 }
