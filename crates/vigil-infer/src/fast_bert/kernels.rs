@@ -137,7 +137,7 @@ pub(crate) fn bf16_pair(even: f32, odd: f32) -> u32 {
 
 /// Scratch values [`Kernels::attention`] needs for `tokens` tokens of `dim` values.
 pub(crate) fn attention_scratch(tokens: usize, dim: usize) -> usize {
-    (dim + dim.next_multiple_of(LANES) + 1) * tokens.next_multiple_of(LANES)
+    (dim + dim.next_multiple_of(LANES) + GROUP) * tokens.next_multiple_of(LANES)
 }
 
 /// What happens to each finished block of output rows.
@@ -461,6 +461,9 @@ fn gelu_generic(values: &mut [f32]) {
 /// Floats in one AVX-512 register: the width the row-wise loops accumulate in.
 const LANES: usize = 16;
 
+/// Queries attention handles together.
+const GROUP: usize = 4;
+
 /// Sum of `values` in 16 lanes (so it vectorises), then across them.
 #[inline(always)]
 fn sum(values: &[f32]) -> f32 {
@@ -522,7 +525,7 @@ fn attention_generic(
     let chunks = dim.div_ceil(LANES);
     let (keys, rest) = scratch.split_at_mut(dim * width);
     let (values, rest) = rest.split_at_mut(chunks * LANES * tokens);
-    let scores = &mut rest[..width];
+    let scores = &mut rest[..GROUP * width];
     keys.fill(0.0);
     values.fill(0.0);
     {
@@ -542,66 +545,69 @@ fn attention_generic(
     let (keys, _) = keys.as_chunks::<LANES>();
     let (values, _) = values.as_chunks::<LANES>();
     let scale = 1.0 / (dim as f32).sqrt();
-    for i in 0..tokens {
-        let query = &qkv[i * stride + offset..][..dim];
-        let (query4, query_rest) = query.as_chunks::<4>();
-        for (block, lanes) in scores.chunks_exact_mut(LANES).enumerate() {
+    // Four queries at a time: each key and value row is loaded once for all four, and the
+    // four sums are independent. Past the last query, the last one is computed again.
+    for first in (0..tokens).step_by(GROUP) {
+        let query = |u: usize| {
+            let i = (first + u).min(tokens - 1);
+            &qkv[i * stride + offset..][..dim]
+        };
+        let queries = [query(0), query(1), query(2), query(3)];
+        for block in 0..width / LANES {
             let rows = &keys[block * dim..][..dim];
-            let (rows4, rows_rest) = rows.as_chunks::<4>();
-            // Four partial sums, so the additions overlap.
-            let mut acc = [[0f32; LANES]; 4];
-            for (q, k) in query4.iter().zip(rows4) {
-                for u in 0..4 {
+            let mut acc = [[0f32; LANES]; GROUP];
+            for (d, k) in rows.iter().enumerate() {
+                for u in 0..GROUP {
+                    let q = queries[u][d];
                     for l in 0..LANES {
-                        acc[u][l] += q[u] * k[u][l];
+                        acc[u][l] += q * k[l];
                     }
                 }
             }
-            for (q, k) in query_rest.iter().zip(rows_rest) {
+            for u in 0..GROUP {
+                let lanes = &mut scores[u * width + block * LANES..][..LANES];
                 for l in 0..LANES {
-                    acc[0][l] += q * k[l];
+                    lanes[l] = acc[u][l] * scale;
                 }
             }
-            for l in 0..LANES {
-                lanes[l] = ((acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])) * scale;
+        }
+        let mut inverse = [0f32; GROUP];
+        for (u, row) in scores.chunks_exact_mut(width).enumerate() {
+            let mut most = [f32::NEG_INFINITY; LANES];
+            let (full, tail) = row[..tokens].as_chunks::<LANES>();
+            for chunk in full {
+                for l in 0..LANES {
+                    most[l] = most[l].max(chunk[l]);
+                }
             }
-        }
-        let mut most = [f32::NEG_INFINITY; LANES];
-        let (full, tail) = scores[..tokens].as_chunks::<LANES>();
-        for chunk in full {
-            for l in 0..LANES {
-                most[l] = most[l].max(chunk[l]);
+            // Two plain folds: a chained iterator's fold is not inlined here, and runs scalar.
+            let max = tail.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+            let max = most.iter().fold(max, |m, &s| m.max(s));
+            for s in row.iter_mut() {
+                *s = exp(*s - max);
             }
+            row[tokens..].fill(0.0);
+            inverse[u] = 1.0 / sum(row);
         }
-        let max = tail
-            .iter()
-            .chain(&most)
-            .fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-        for s in scores.iter_mut() {
-            *s = exp(*s - max);
-        }
-        scores[tokens..].fill(0.0);
-        let inverse = 1.0 / sum(scores);
-        let (weights4, weights_rest) = scores[..tokens].as_chunks::<4>();
-        let context = &mut out[i * out_stride + offset..][..dim];
-        for (chunk, part) in context.chunks_mut(LANES).enumerate() {
+        for chunk in 0..chunks {
             let rows = &values[chunk * tokens..][..tokens];
-            let (rows4, rows_rest) = rows.as_chunks::<4>();
-            let mut acc = [[0f32; LANES]; 4];
-            for (p, v) in weights4.iter().zip(rows4) {
-                for u in 0..4 {
+            let mut acc = [[0f32; LANES]; GROUP];
+            for (j, v) in rows.iter().enumerate() {
+                for u in 0..GROUP {
+                    let p = scores[u * width + j];
                     for l in 0..LANES {
-                        acc[u][l] += p[u] * v[u][l];
+                        acc[u][l] += p * v[l];
                     }
                 }
             }
-            for (p, v) in weights_rest.iter().zip(rows_rest) {
-                for l in 0..LANES {
-                    acc[0][l] += p * v[l];
+            let start = chunk * LANES;
+            let len = LANES.min(dim - start);
+            for u in 0..GROUP.min(tokens - first) {
+                let i = first + u;
+                let context = &mut out[i * out_stride + offset + start..][..len];
+                for (l, c) in context.iter_mut().enumerate() {
+                    *c = acc[u][l] * inverse[u];
                 }
-            }
-            for (l, c) in part.iter_mut().enumerate() {
-                *c = ((acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l])) * inverse;
             }
         }
     }
