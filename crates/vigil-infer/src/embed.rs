@@ -2,9 +2,10 @@
 //! tokens, the encoder (`crate::bert`), mean pooling over the real tokens, L2 normalisation.
 //! The same recipe as sentence-transformers, so vectors agree with it to within rounding.
 //!
-//! On the CPU the encoder is `crate::fast_bert` (packed f32 matrix products, AVX-512 or AVX2
-//! chosen at run time, each batch split across `RAYON_NUM_THREADS` threads, default every core;
-//! set it lower to leave cores to other work). candle's BERT (`crate::bert`) runs models that
+//! On the CPU the encoder is `crate::fast_bert` (packed matrix products, AVX-512 with bfloat16
+//! inputs where the CPU has AVX512_BF16, else AVX-512 or AVX2 in f32, chosen at run time; each
+//! batch split across `RAYON_NUM_THREADS` threads, default every core; set it lower to leave
+//! cores to other work). candle's BERT (`crate::bert`) runs models that
 //! path does not cover, runs on a GPU with the `cuda` feature, and serves as the baseline
 //! ([`Embedder::with_candle`]).
 
@@ -121,7 +122,8 @@ impl Embedder {
         self
     }
 
-    /// The encoder in use: `fast-bert (avx512)` (or `avx2`, `portable`), or `candle`.
+    /// The encoder in use: `fast-bert (KERNELS, N threads)` with KERNELS `avx512-bf16`,
+    /// `avx512`, `avx2` or `portable`; or `candle`.
     pub fn engine_name(&self) -> String {
         match &self.fast {
             Some(fast) => format!(

@@ -1,12 +1,13 @@
 //! A dedicated CPU forward pass for the BERT embeddings model, beside candle's (`crate::bert`,
 //! which stays the fallback and the baseline).
 //!
-//! The arithmetic is the same, in f32: embeddings and layer norm, then per layer self-attention,
+//! The arithmetic is the same, in f32 except that on CPUs with AVX512_BF16 the matrix products
+//! take bfloat16 inputs (summed in f32): embeddings and layer norm, then per layer self-attention,
 //! residual and layer norm, a GELU (erf) feed-forward block, residual and layer norm; then mean
 //! pooling and L2 normalisation. What differs is the shape of the work:
 //!
 //! - weights are repacked once, at load, into panels for a register-blocked matrix product
-//!   (`kernels`), AVX-512 or AVX2 chosen at run time;
+//!   (`kernels`), AVX-512 (bfloat16 or f32) or AVX2 chosen at run time;
 //! - a batch is not padded: its texts' tokens lie end to end, every linear layer runs over all of
 //!   them at once, and attention runs per text and head over that text's tokens only;
 //! - bias, residual and GELU are applied while a block of output rows is still in cache;
