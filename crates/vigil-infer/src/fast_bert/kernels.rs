@@ -1222,3 +1222,34 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Not a check: prints the products' rate at every level (`--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn product_rates() {
+        let (rows, k, n) = (MR * 50, 384, 1536);
+        let a = vec![0.5f32; rows * k];
+        let w = vec![0.25f32; n * k];
+        let bias = vec![0f32; n];
+        let mut out = vec![0f32; rows * n];
+        for level in [Level::Avx2, Level::Avx512, Level::Avx512Bf16] {
+            let Some(kernels) = Kernels::at(level) else {
+                continue;
+            };
+            let packed = Packed::for_kernels(kernels, &w, &bias, n, k);
+            kernels.linear(&a, rows, &packed, &mut out, Epilogue::None);
+            let started = std::time::Instant::now();
+            let reps = 20;
+            for _ in 0..reps {
+                kernels.linear(&a, rows, &packed, &mut out, Epilogue::None);
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let flops = 2.0 * (rows * k * n * reps) as f64;
+            println!("{level:?}: {:.1} GFLOP/s", flops / seconds / 1e9);
+        }
+    }
+}
