@@ -20,8 +20,12 @@ mod kernels;
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{Config, HiddenAct};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kernels::{Epilogue, Kernels, Packed, MR, NR};
+
+/// Shares of a batch per thread (fewer when the batch has fewer texts).
+const SHARES_PER_THREAD: usize = 4;
 
 /// A loaded BERT encoder with mean pooling, for the CPU.
 pub(crate) struct FastBert {
@@ -195,32 +199,44 @@ impl FastBert {
         if threads == 1 {
             return Ok(self.run(texts));
         }
-        // Contiguous shares of about equal token counts.
+        // Contiguous shares of about equal token counts, several per thread, taken in turn:
+        // on a shared machine a thread whose core is busy takes fewer of them.
+        let parts = (threads * SHARES_PER_THREAD).min(texts.len());
         let mut bounds = vec![0usize];
         let mut seen = 0usize;
         for (i, ids) in texts.iter().enumerate() {
             seen += ids.len();
             let share = bounds.len();
-            if share < threads && seen * threads >= total * share && i + 1 < texts.len() {
+            if share < parts && seen * parts >= total * share && i + 1 < texts.len() {
                 bounds.push(i + 1);
             }
         }
         bounds.push(texts.len());
         let shares: Vec<&[&[u32]]> = bounds.windows(2).map(|w| &texts[w[0]..w[1]]).collect();
-        let vectors = std::thread::scope(|scope| {
-            let handles: Vec<_> = shares[1..]
-                .iter()
-                .map(|share| scope.spawn(move || self.run(share)))
-                .collect();
-            let mut vectors = self.run(shares[0]);
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(share) = shares.get(i) else {
+                    return done;
+                };
+                done.push((i, self.run(share)));
+            }
+        };
+        let mut done = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut done = work();
             for handle in handles {
                 match handle.join() {
-                    Ok(more) => vectors.extend(more),
+                    Ok(more) => done.extend(more),
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }
-            vectors
+            done
         });
+        done.sort_by_key(|(i, _)| *i);
+        let vectors = done.into_iter().flat_map(|(_, v)| v).collect();
         Ok(vectors)
     }
 
