@@ -155,9 +155,9 @@ macro_rules! dispatch {
     ($self:ident, $name:ident($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         match $self.level {
-            // SAFETY: the level is only Avx512 when the CPU has AVX-512F, AVX2 and FMA
-            // (every AVX-512 CPU has both), and only Avx2 when it has AVX2 and FMA; the
-            // function itself is safe code.
+            // SAFETY: `detect` only picks Avx512 or Avx512Bf16 when the CPU has AVX-512F, AVX2
+            // and FMA, and only Avx2 when it has AVX2 and FMA; the function itself is safe
+            // code.
             Level::Avx512 | Level::Avx512Bf16 => {
                 return unsafe { features::$name::avx512($($arg),*) }
             }
@@ -174,17 +174,19 @@ impl Kernels {
     pub(crate) fn detect() -> Kernels {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bf16") {
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            let avx512 = avx2 && is_x86_feature_detected!("avx512f");
+            if avx512 && is_x86_feature_detected!("avx512bf16") {
                 return Kernels {
                     level: Level::Avx512Bf16,
                 };
             }
-            if is_x86_feature_detected!("avx512f") {
+            if avx512 {
                 return Kernels {
                     level: Level::Avx512,
                 };
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if avx2 {
                 return Kernels { level: Level::Avx2 };
             }
         }
@@ -211,8 +213,9 @@ impl Kernels {
         self.level
     }
 
-    /// `out = a . wᵀ + bias`, then `epilogue`: `a` is `rows x w.inputs()`, `out` is
-    /// `rows x w.outputs()`, and `rows` a multiple of [`MR`].
+    /// `out = a . wᵀ + bias`, then `epilogue`: `a` is `rows x` the weights' inputs, `out` is
+    /// `rows x w.outputs()`, and `rows` a multiple of [`MR`]. Weights packed as bfloat16
+    /// pairs need the BF16 level.
     pub(crate) fn linear(
         self,
         a: &[f32],
