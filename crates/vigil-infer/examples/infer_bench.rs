@@ -13,7 +13,8 @@
 //! `--baseline candle` also measures the same model on candle-transformers' `quantized_llama`
 //! (slow: about a minute per run) and reports it under `baseline`.
 //! `embed` loads the embeddings model folder and embeds the sentences (a JSON array of strings)
-//! in batches of `--batch`, reporting embeddings per second the same way.
+//! in batches of `--batch`, reporting embeddings per second the same way; `--baseline candle`
+//! also measures candle's BERT (the fallback path) on the same sentences, under `baseline`.
 //!
 //! Threads: `RAYON_NUM_THREADS` (candle's matrix products and quantized kernels read it, and the
 //! fast llama path takes its thread count from it).
@@ -255,23 +256,39 @@ fn embed(options: &Options) -> Result<serde_json::Value> {
     let embedder = Embedder::load(&model)?.with_batch_size(options.batch);
     let load_s = started.elapsed().as_secs_f64();
 
-    embedder.embed(&texts)?;
-    let mut rates = Vec::new();
-    for _ in 0..options.reps {
-        let started = Instant::now();
-        embedder.embed(&texts)?;
-        rates.push(texts.len() as f64 / started.elapsed().as_secs_f64());
-    }
-    Ok(json!({
-        "engine": "vigil (candle bert)",
+    let mut report = json!({
+        "engine": format!("vigil ({})", embedder.engine_name()),
         "threads": candle_core::utils::get_num_threads(),
         "load_s": load_s,
         "sentences": texts.len(),
         "batch": options.batch,
-        "embeddings_s": median(&mut rates),
-        "embeddings_s_all": rates,
-        "peak_rss_mib": peak_rss_mib(),
-    }))
+    });
+    let rates = embed_rates(&embedder, &texts, options.reps)?;
+    report["embeddings_s"] = json!(median(&mut rates.clone()));
+    report["embeddings_s_all"] = json!(rates);
+    if options.baseline {
+        let candle = embedder.with_candle();
+        let mut rates = embed_rates(&candle, &texts, options.reps)?;
+        report["baseline"] = json!({
+            "engine": "vigil (candle bert)",
+            "embeddings_s": median(&mut rates),
+            "embeddings_s_all": rates,
+        });
+    }
+    report["peak_rss_mib"] = json!(peak_rss_mib());
+    Ok(report)
+}
+
+/// Embeddings per second of each of `reps` runs over `texts`, after a warm-up run.
+fn embed_rates(embedder: &Embedder, texts: &[&str], reps: usize) -> Result<Vec<f64>> {
+    embedder.embed(texts)?;
+    let mut rates = Vec::new();
+    for _ in 0..reps {
+        let started = Instant::now();
+        embedder.embed(texts)?;
+        rates.push(texts.len() as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok(rates)
 }
 
 fn median(values: &mut [f64]) -> f64 {

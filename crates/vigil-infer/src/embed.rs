@@ -2,8 +2,12 @@
 //! tokens, the encoder (`crate::bert`), mean pooling over the real tokens, L2 normalisation.
 //! The same recipe as sentence-transformers, so vectors agree with it to within rounding.
 //!
-//! Work runs on candle's CPU backend, whose matrix products use `RAYON_NUM_THREADS` threads
-//! (default: every core); set it lower to leave cores to other work.
+//! On the CPU the encoder is `crate::fast_bert` (packed matrix products, AVX-512 with bfloat16
+//! inputs where the CPU has AVX512_BF16, else AVX-512 or AVX2 in f32, chosen at run time; each
+//! batch split across `RAYON_NUM_THREADS` threads, default every core; set it lower to leave
+//! cores to other work). candle's BERT (`crate::bert`) runs models that
+//! path does not cover, runs on a GPU with the `cuda` feature, and serves as the baseline
+//! ([`Embedder::with_candle`]).
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -12,6 +16,7 @@ use std::path::{Path, PathBuf};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use crate::bert::Encoder;
+use crate::fast_bert::FastBert;
 use crate::models::{ModelRole, ResolvedModel};
 use crate::{Error, Result};
 
@@ -23,6 +28,8 @@ const BATCH_SIZE: usize = 32;
 pub struct Embedder {
     name: String,
     model: Encoder,
+    /// The fast CPU path, when it covers the model; `model` runs otherwise.
+    fast: Option<FastBert>,
     tokenizer: Tokenizer,
     tokenizer_path: PathBuf,
     device: Device,
@@ -38,6 +45,7 @@ impl std::fmt::Debug for Embedder {
             .field("dimensions", &self.dimensions)
             .field("max_tokens", &self.max_tokens)
             .field("device", &self.device)
+            .field("engine", &self.engine_name())
             .finish_non_exhaustive()
     }
 }
@@ -71,19 +79,27 @@ impl Embedder {
         };
         let vb =
             VarBuilder::from_buffered_safetensors(weights, DType::F32, &device).map_err(candle)?;
-        let bert = Encoder::load(vb, &config).map_err(candle)?;
+        let bert = Encoder::load(vb.clone(), &config).map_err(candle)?;
+        let fast = if device.is_cpu() {
+            let threads = candle_core::utils::get_num_threads();
+            FastBert::load(vb, &config, threads).map_err(candle)?
+        } else {
+            None
+        };
 
         tracing::info!(
             model = %name,
             dimensions = config.hidden_size,
             max_tokens,
             threads = candle_core::utils::get_num_threads(),
+            engine = fast.as_ref().map_or("candle", |f| f.kernel_name()),
             ms = started.elapsed().as_millis() as u64,
             "embeddings model loaded"
         );
         Ok(Embedder {
             name,
             model: bert,
+            fast,
             tokenizer,
             tokenizer_path,
             device,
@@ -97,6 +113,26 @@ impl Embedder {
     pub fn with_batch_size(mut self, texts: usize) -> Embedder {
         self.batch_size = texts.max(1);
         self
+    }
+
+    /// The same embedder on candle's BERT alone, never the fast CPU path: the baseline the
+    /// bench compares against.
+    pub fn with_candle(mut self) -> Embedder {
+        self.fast = None;
+        self
+    }
+
+    /// The encoder in use: `fast-bert (KERNELS, N threads)` with KERNELS `avx512-bf16`,
+    /// `avx512`, `avx2` or `portable`; or `candle`.
+    pub fn engine_name(&self) -> String {
+        match &self.fast {
+            Some(fast) => format!(
+                "fast-bert ({}, {} threads)",
+                fast.kernel_name(),
+                fast.threads()
+            ),
+            None => "candle".to_owned(),
+        }
     }
 
     /// The model's name.
@@ -141,6 +177,10 @@ impl Embedder {
 
     /// Runs the encoder on one batch, padded to its longest member.
     fn embed_batch(&self, batch: &[&Encoding]) -> candle_core::Result<Vec<Vec<f32>>> {
+        if let Some(fast) = &self.fast {
+            let ids: Vec<&[u32]> = batch.iter().map(|e| e.get_ids()).collect();
+            return fast.embed(&ids);
+        }
         let longest = batch.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
         let span = tracing::trace_span!("embed_batch", texts = batch.len(), tokens = longest);
         let _entered = span.enter();

@@ -9,6 +9,7 @@ mod bert;
 pub mod chat;
 pub mod embed;
 mod error;
+mod fast_bert;
 pub mod models;
 mod usage;
 

@@ -104,3 +104,18 @@ fn vectors_have_unit_length_and_long_texts_are_truncated() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn the_fast_path_agrees_with_candle() -> Result<()> {
+    let fast = embedder()?;
+    let candle = embedder()?.with_candle();
+    assert_eq!(candle.engine_name(), "candle");
+    let fixture = fixture()?;
+    let texts: Vec<&str> = fixture.cases.iter().map(|c| c.text.as_str()).collect();
+    for (ours, theirs) in fast.embed(&texts)?.iter().zip(candle.embed(&texts)?) {
+        let similarity = cosine(ours, &theirs);
+        // The fast path rounds the products' inputs to bfloat16 where the CPU has AVX512_BF16.
+        assert!(similarity >= 0.9999, "cosine {similarity}");
+    }
+    Ok(())
+}
