@@ -243,8 +243,35 @@ pub struct IssuedToken {
     pub record: TokenRecord,
 }
 
-/// Creates a token of `role` named `name`: 32 random bytes from the operating system.
+/// Longest token name, in characters.
+pub const MAX_TOKEN_NAME: usize = 100;
+
+/// A token's name, trimmed: not empty, at most [`MAX_TOKEN_NAME`] characters, and no control
+/// characters (a terminal would act on an escape sequence a listing prints).
+pub fn token_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::BadRequest("a token needs a name".to_owned()));
+    }
+    let chars = name.chars().count();
+    if chars > MAX_TOKEN_NAME {
+        return Err(Error::BadRequest(format!(
+            "a token name has at most {MAX_TOKEN_NAME} characters; this one has {chars}"
+        )));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::BadRequest(format!(
+            "a token name cannot hold control characters; this one holds {}",
+            c.escape_default()
+        )));
+    }
+    Ok(name)
+}
+
+/// Creates a token of `role` named `name` (checked by [`token_name`]): 32 random bytes from the
+/// operating system.
 pub fn issue_token(name: &str, role: Role, now_ms: u64) -> Result<IssuedToken> {
+    let name = token_name(name)?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| Error::Store(format!("no randomness: {e}")))?;
     let secret = format!("{TOKEN_PREFIX}{}", hex(&bytes));

@@ -129,27 +129,9 @@ async fn first_admin_token(stores: &Stores) -> Result<()> {
     Ok(())
 }
 
-/// Longest token name, in characters.
-const MAX_TOKEN_NAME: usize = 100;
-
-/// A token's name, trimmed: not empty, at most [`MAX_TOKEN_NAME`] characters, and no control
-/// characters (a terminal would act on an escape sequence `vigil token list` prints).
+/// A token's name, checked as the service checks it (see [`vigil_server::auth::token_name`]).
 fn token_name(name: &str) -> Result<&str> {
-    let name = name.trim();
-    if name.is_empty() {
-        bail!("a token needs a name");
-    }
-    let chars = name.chars().count();
-    if chars > MAX_TOKEN_NAME {
-        bail!("a token name has at most {MAX_TOKEN_NAME} characters; this one has {chars}");
-    }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        bail!(
-            "a token name cannot hold control characters; this one holds {}",
-            c.escape_default()
-        );
-    }
-    Ok(name)
+    Ok(vigil_server::auth::token_name(name)?)
 }
 
 /// `text` with control characters escaped (names stored before they were refused).

@@ -143,6 +143,17 @@ async fn unknown_paths_and_revoked_tokens() {
         missing.text()
     );
 
+    // Token names are checked as the command line checks them.
+    for name in ["\u{1b}[31mred".to_owned(), "n".repeat(101)] {
+        let body = serde_json::to_vec(&serde_json::json!({"name": name, "role": "auditor"}));
+        let bad = send(
+            &s.app,
+            request("POST", "/api/v1/tokens", Some(&admin), body.unwrap()),
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    }
+
     // A known route with another method: 405 naming the methods it takes.
     let put = send(
         &s.app,
