@@ -485,6 +485,28 @@ async fn build_decision(state: &AppState, new: NewDecision) -> Result<Decision> 
         created_at_ms: now_ms() as i64,
     };
     d.check().map_err(Error::BadRequest)?;
+    // A new acceptance must end in the future and be approved by someone other than its owner
+    // (an export of past decisions may hold expired ones; `vigil ingest` keeps those).
+    if d.kind == DecisionKind::RiskAccepted {
+        let today = day_of(now_ms());
+        if d.expires_on
+            .as_deref()
+            .is_some_and(|day| day < today.as_str())
+        {
+            return Err(Error::BadRequest(format!(
+                "expires_on is in the past (today is {today}): a new acceptance must end later"
+            )));
+        }
+        let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
+            (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
+            _ => false,
+        };
+        if same(&d.owner, &d.approver) {
+            return Err(Error::BadRequest(
+                "the approver of a risk acceptance must be someone other than its owner".to_owned(),
+            ));
+        }
+    }
     if let (DecisionScope::Finding, Some(fp)) = (scope, d.fingerprint.clone()) {
         let record = state.reviews.finding(&fp).await?;
         let record = record.ok_or_else(|| not_found("finding", fp))?;

@@ -168,7 +168,7 @@ impl Decision {
                 required(&self.approver, "approver", "risk_accepted")?;
                 let day = required(&self.expires_on, "expires_on", "risk_accepted")?;
                 if !is_day(day) {
-                    return Err(format!("expires_on `{day}` is not YYYY-MM-DD"));
+                    return Err(format!("expires_on `{day}` is not a date (YYYY-MM-DD)"));
                 }
             }
             DecisionKind::Mitigated => {
@@ -193,12 +193,26 @@ impl Decision {
 /// Whether `s` is a day written `YYYY-MM-DD`.
 pub fn is_day(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 10
+    let shaped = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
         && b.iter()
             .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return false;
+    }
+    let number = |range: std::ops::Range<usize>| s[range].parse::<u32>().unwrap_or(0);
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
 }
 
 /// A stored decision with its embedding.
@@ -451,6 +465,23 @@ mod tests {
     }
 
     #[test]
+    fn days_are_calendar_dates() {
+        for day in ["2027-12-31", "2028-02-29", "2000-02-29"] {
+            assert!(is_day(day), "{day}");
+        }
+        for day in [
+            "2027-13-45",
+            "2027-02-29",
+            "1900-02-29",
+            "2027-04-31",
+            "2027-00-10",
+            "31/12/2027",
+        ] {
+            assert!(!is_day(day), "{day}");
+        }
+    }
+
+    #[test]
     fn check_names_what_a_kind_and_scope_need() {
         let ok = decision(DecisionKind::FalsePositive, DecisionScope::Finding);
         assert_eq!(ok.check(), Ok(()));
@@ -470,7 +501,7 @@ mod tests {
         d.expires_on = Some("31/12/2027".to_owned());
         assert_eq!(
             d.check().unwrap_err(),
-            "expires_on `31/12/2027` is not YYYY-MM-DD"
+            "expires_on `31/12/2027` is not a date (YYYY-MM-DD)"
         );
         d.expires_on = Some("2027-12-31".to_owned());
         assert_eq!(d.check(), Ok(()));

@@ -134,7 +134,10 @@ mod tests {
                     d1,policy,ok,pattern,,,\n\
                     d2,risk_accepted,fine,pattern,ana,bo,31/12/2027\n";
         let err = format!("{:#}", decisions(text).unwrap_err());
-        assert_eq!(err, "CSV row 3: expires_on `31/12/2027` is not YYYY-MM-DD");
+        assert_eq!(
+            err,
+            "CSV row 3: expires_on `31/12/2027` is not a date (YYYY-MM-DD)"
+        );
         let err = decisions("id,kind,rationale,scope\nd1,policy,x,rule_on_component\n");
         assert_eq!(
             format!("{:#}", err.unwrap_err()),

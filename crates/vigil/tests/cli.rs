@@ -549,7 +549,7 @@ mod store {
             (
                 "id,kind,scope,owner,approver,expires_on,rationale\n\
                  d1,risk_accepted,pattern,ana,bo,31/12/2027,fine\n",
-                "CSV row 2: expires_on `31/12/2027` is not YYYY-MM-DD",
+                "CSV row 2: expires_on `31/12/2027` is not a date (YYYY-MM-DD)",
             ),
             (
                 "id,kind,scope,component,rationale\nd1,policy,rule_on_component,api,x\n",

@@ -122,6 +122,28 @@ async fn decisions_set_status_history_and_apply_to_the_next_review() {
         StatusCode::BAD_REQUEST,
         "an acceptance needs an approver"
     );
+    for (terms, why) in [
+        (
+            json!({"owner": "ana", "approver": "ciso", "expires_on": "2020-01-01"}),
+            "past",
+        ),
+        (
+            json!({"owner": "ana", "approver": "ciso", "expires_on": "2027-13-45"}),
+            "no date",
+        ),
+        (
+            json!({"owner": "ana", "approver": " Ana ", "expires_on": "2999-12-31"}),
+            "self-approved",
+        ),
+    ] {
+        let mut body = json!({"kind": "risk_accepted", "scope": "finding", "fingerprint": fp_id,
+               "rationale": "partner contract caps exposure"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(terms.as_object().unwrap().clone());
+        let (status, answer) = post(&s, "/api/v1/decisions", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{why}: {answer}");
+    }
     let (status, recorded) = post(
         &s,
         "/api/v1/decisions",
