@@ -215,8 +215,18 @@ function parseHash() {
   return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), params: new URLSearchParams(qs || '') };
 }
 
+// Each navigation has a number; a page that finishes loading after a newer navigation began
+// (a slow request, then a click elsewhere) does not replace what the newer one shows.
+let navigation = 0;
+
+function stale(nav) {
+  return nav !== navigation;
+}
+
 async function route() {
   if (!session.me) return;
+  navigation += 1;
+  const nav = navigation;
   const { parts, params } = parseHash();
   const [section, id] = parts;
   for (const link of document.querySelectorAll('[data-nav]')) {
@@ -226,15 +236,15 @@ async function route() {
   setKeys(null);
   page('Loading', h('p', { class: 'loading' }, 'Loading…'));
   try {
-    if (section === 'findings' && id) await findingPage(id);
-    else if (section === 'findings') await queuePage(params);
-    else if (section === 'reviews' && id) await reviewPage(id);
-    else if (section === 'reviews') await reviewsPage();
-    else if (section === 'decisions') await decisionsPage();
-    else if (section === 'inbox') await inboxPage(params);
-    else await dashboardPage();
+    if (section === 'findings' && id) await findingPage(id, nav);
+    else if (section === 'findings') await queuePage(params, nav);
+    else if (section === 'reviews' && id) await reviewPage(id, nav);
+    else if (section === 'reviews') await reviewsPage(nav);
+    else if (section === 'decisions') await decisionsPage(nav);
+    else if (section === 'inbox') await inboxPage(params, nav);
+    else await dashboardPage(nav);
   } catch (err) {
-    if (err.status !== 401) page('Error', h('h1', {}, 'Something went wrong'), errorBox(err));
+    if (err.status !== 401 && !stale(nav)) page('Error', h('h1', {}, 'Something went wrong'), errorBox(err));
   }
   document.getElementById('main').focus({ preventScroll: true });
 }
@@ -266,7 +276,7 @@ document.addEventListener('keydown', (event) => {
 // ---------------------------------------------------------------------------------------------
 // Findings queue
 
-async function queuePage(params) {
+async function queuePage(params, nav) {
   const filters = {};
   for (const key of ['severity', 'status', 'team', 'project', 'tool', 'framework', 'rule', 'review']) {
     filters[key] = params.get(key) || '';
@@ -393,6 +403,7 @@ async function queuePage(params) {
   });
 
   const shown = items.length === result.items.length ? `${result.total} findings` : `${items.length} of ${result.total} findings match the search`;
+  if (stale(nav)) return;
   page('Findings',
     h('div', { class: 'page-head' },
       h('div', {}, h('h1', {}, 'Findings'), h('p', { class: 'muted', id: 'queue-count' }, shown, filters.review ? ` in review ${filters.review}` : '')),
@@ -412,7 +423,7 @@ function canTriage() {
 // ---------------------------------------------------------------------------------------------
 // Finding detail
 
-async function findingPage(id) {
+async function findingPage(id, nav) {
   const view = await api('GET', `/api/v1/findings/${encodeURIComponent(id)}`);
   const f = view.finding;
   const [text, history] = await Promise.all([
@@ -420,6 +431,8 @@ async function findingPage(id) {
     optional(`/api/v1/findings/${encodeURIComponent(id)}/history`).catch(() => null),
   ]);
   const precedents = view.recall ? view.recall.precedents || [] : null;
+
+  if (stale(nav)) return;
 
   page(f.title,
     h('p', {}, h('a', { href: '#/findings' }, '← Findings')),
@@ -647,7 +660,7 @@ async function acceptRisk(view, terms) {
 // ---------------------------------------------------------------------------------------------
 // Artifacts and reviews
 
-async function reviewsPage() {
+async function reviewsPage(nav) {
   const result = await api('GET', '/api/v1/reviews?limit=500');
   const table = h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Reviewed artifacts' },
     h('thead', {}, h('tr', {}, ['Artifact', 'Key', 'Format', 'Team', 'Project', 'Findings', 'Critical or high', 'Reviewed'].map((c) => h('th', { scope: 'col' }, c)))),
@@ -655,12 +668,13 @@ async function reviewsPage() {
       h('td', {}, h('a', { href: `#/reviews/${encodeURIComponent(r.id)}` }, r.title)),
       h('td', { class: 'mono' }, r.key || '—'), h('td', {}, words(r.format)), h('td', {}, r.team || '—'), h('td', {}, r.project || '—'),
       h('td', { class: 'num' }, r.findings), h('td', { class: 'num' }, r.critical_or_high), h('td', {}, when(r.created_ms)))))));
+  if (stale(nav)) return;
   page('Artifacts',
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Artifacts'), h('p', { class: 'muted' }, `${result.total} artifacts, latest review of each`))),
     result.items.length ? table : emptyState('Nothing reviewed yet. Submit a design document, ticket or page to POST /api/v1/artifacts.'));
 }
 
-async function reviewPage(id) {
+async function reviewPage(id, nav) {
   const detail = await api('GET', `/api/v1/reviews/${encodeURIComponent(id)}`);
   const review = detail.review;
   const versions = await optional(`/api/v1/reviews/${encodeURIComponent(id)}/versions`).catch(() => null);
@@ -672,6 +686,8 @@ async function reviewPage(id) {
   const dfdUrl = `/api/v1/reviews/${encodeURIComponent(id)}/dfd?format=svg`;
   const exports = ['sarif', 'csv', 'json'].map((fmt) => h('a', { class: 'button secondary', href: `/api/v1/reviews/${encodeURIComponent(id)}/export?format=${fmt}`, download: `vigil-${id}.${fmt === 'sarif' ? 'sarif' : fmt}` }, fmt.toUpperCase()));
   const findings = review.findings.slice().sort((a, b) => b.score.value - a.score.value);
+
+  if (stale(nav)) return;
 
   page(review.title,
     h('p', {}, h('a', { href: '#/reviews' }, '← Artifacts')),
@@ -735,7 +751,7 @@ function diffView(diff, first) {
 // ---------------------------------------------------------------------------------------------
 // Decisions and exceptions
 
-async function decisionsPage() {
+async function decisionsPage(nav) {
   const decisions = await optional('/api/v1/decisions?limit=500');
   const items = decisions && (Array.isArray(decisions) ? decisions : decisions.items || decisions.decisions);
   const today = new Date().toISOString().slice(0, 10);
@@ -764,6 +780,7 @@ async function decisionsPage() {
           h('td', {}, (f.state.comments.filter((c) => c.text.startsWith('Risk accepted')).pop() || { text: '—' }).text))))))
         : emptyState('No accepted risk.')];
   }
+  if (stale(nav)) return;
   page('Decisions', h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Decisions and exceptions'),
     h('p', { class: 'muted' }, 'Accepted risks, false positives and approved patterns, with their expiry.'))), body);
 }
@@ -773,13 +790,14 @@ async function decisionsPage() {
 
 const EVENT_STATUSES = ['dead', 'pending', 'processing', 'done'];
 
-async function inboxPage(params) {
+async function inboxPage(params, nav) {
   const status = EVENT_STATUSES.includes(params.get('status')) ? params.get('status') : 'dead';
   let inbox;
   try {
     inbox = await api('GET', `/api/v1/inbox${query({ status, limit: 200 })}`);
   } catch (err) {
     if (err.status !== 403) throw err;
+    if (stale(nav)) return;
     page('Inbox', h('h1', {}, 'Webhook inbox'), errorBox(err),
       h('p', { class: 'muted' }, 'Administrators, security engineers and auditors see the inbox.'));
     return;
@@ -817,6 +835,7 @@ async function inboxPage(params) {
     }))));
   const empty = { dead: 'No dead letters: every event was processed or is still being tried.',
     pending: 'Nothing waiting.', processing: 'Nothing in progress.', done: 'No event processed yet.' }[status];
+  if (stale(nav)) return;
   page('Inbox',
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Webhook inbox'),
       h('p', { class: 'muted' }, 'Every event a connector sent, stored before it was acknowledged. Events that failed every attempt wait in the dead-letter list until retried.'))),
@@ -830,7 +849,7 @@ async function inboxPage(params) {
 // ---------------------------------------------------------------------------------------------
 // Dashboard
 
-async function dashboardPage() {
+async function dashboardPage(nav) {
   const server = await optional('/api/v1/dashboard');
   const local = server ? null : await localFigures();
   const open = server ? server.open_by_severity : local.open;
@@ -838,6 +857,8 @@ async function dashboardPage() {
   const kpi = (label, value, note) => h('div', { class: 'panel' }, h('div', { class: 'kpi' }, value), h('div', { class: 'kpi-label' }, label),
     note ? h('div', { class: 'muted' }, note) : null);
   const days = (x) => (x === null || x === undefined ? '—' : `${Number(x).toFixed(1)} d`);
+
+  if (stale(nav)) return;
 
   page('Dashboard',
     h('div', { class: 'page-head' }, h('div', {}, h('h1', {}, 'Dashboard'),

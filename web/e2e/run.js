@@ -261,7 +261,8 @@ async function main() {
       const after = await apiCall(server, 'GET', `/api/v1/findings/${id}`);
       assert(after.state.status === 'risk_accepted', after.state.status);
       await page.goto(`${server.base}/#/decisions`);
-      await page.getByText('2027-03-31').first().waitFor();
+      await page.getByRole('heading', { name: 'Decisions and exceptions' }).waitFor();
+      await page.locator('tbody').getByText('2027-03-31').first().waitFor();
       await page.getByText('CISO Jane Doe').first().waitFor();
       const register = await fetch(`${server.base}/api/v1/decisions`, { headers: { Authorization: `Bearer ${server.token}` } });
       if (register.ok) {
