@@ -256,6 +256,8 @@ pub fn score_all(
         .map(|c| {
             let mut finding = c.finding.clone();
             finding.score = score(&c, model, &timing, catalog, config);
+            // The same rule, element name and quote in two artifacts are two findings.
+            finding.id = crate::threats::scoped_id(&artifact.id, &finding.id);
             finding
         })
         .collect();

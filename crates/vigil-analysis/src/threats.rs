@@ -390,6 +390,18 @@ pub fn fingerprint(rule: &str, element_name: &str, evidence: &[Evidence]) -> Str
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A finding's id within its artifact: the fingerprint hashed with the artifact id, so equal
+/// text in two artifacts (a template, a copied paragraph) gives two findings, each with an id of
+/// its own, while the id stays stable across versions of one artifact.
+pub fn scoped_id(artifact_id: &str, fingerprint: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(artifact_id.as_bytes());
+    hasher.update([0]);
+    hasher.update(fingerprint.as_bytes());
+    let digest = hasher.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Keeps the best-evidenced findings: a few per element and category, and a few per element
 /// over all categories, so a reviewer reads the threats that matter rather than every rule that
 /// could apply. A finding inferred from the kind of element alone (no stated fact behind it) is

@@ -228,3 +228,21 @@ fn attack_paths_lead_from_the_internet_to_the_database() {
     assert!(start.entry_point || start.trust_zone.is_untrusted());
     assert!(path.score > 0.0 && path.score <= 10.0);
 }
+
+#[test]
+fn finding_ids_are_stable_in_an_artifact_and_distinct_across_artifacts() {
+    let engine = Engine::with_defaults().expect("embedded catalogue loads");
+    let (_, bytes) = fixture("exposed.md");
+    let ids = |origin: &str| -> Vec<String> {
+        let reviews = engine.analyze_bytes(origin, &bytes).expect("analyses");
+        reviews[0].findings.iter().map(|f| f.id.clone()).collect()
+    };
+    let a = ids("docs/a.md");
+    assert!(!a.is_empty());
+    assert_eq!(a, ids("docs/a.md"), "the same artifact keeps its ids");
+    let b = ids("docs/b.md");
+    assert!(
+        a.iter().all(|id| !b.contains(id)),
+        "a copy elsewhere gets ids of its own"
+    );
+}
