@@ -242,9 +242,10 @@ fn submission_origin(name: Option<&str>) -> Result<String> {
 
 /// An unnamed document's artifact id: `doc-` and the words of its title, or its content hash
 /// when it has no title.
-fn unnamed_document_id(artifact: &vigil_core::Artifact, content_hash: &str) -> String {
-    let words: Vec<String> = artifact
-        .title
+fn unnamed_document_id(title: Option<&String>, content_hash: &str) -> String {
+    let words: Vec<String> = title
+        .map(String::as_str)
+        .unwrap_or("")
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .map(str::to_lowercase)
@@ -298,7 +299,20 @@ pub async fn submit_artifact(
             );
             if document && !named {
                 let hash = crate::auth::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..8]);
-                artifact.id = unnamed_document_id(artifact, &hash);
+                // A document without a title of its own is titled after its origin (`api`):
+                // name it by its content, and title it by its first line.
+                let titled = artifact.title != origin;
+                if !titled {
+                    let first = artifact
+                        .sections
+                        .iter()
+                        .flat_map(|s| s.text.lines())
+                        .map(str::trim)
+                        .find(|l| !l.is_empty())
+                        .unwrap_or("Untitled document");
+                    artifact.title = first.chars().take(80).collect();
+                }
+                artifact.id = unnamed_document_id(titled.then_some(&artifact.title), &hash);
             }
         }
         Ok::<_, Error>(
@@ -315,6 +329,17 @@ pub async fn submit_artifact(
     state.metrics.analysis(started.elapsed(), analysed.is_ok());
     let mut stored = Vec::new();
     for (artifact, review) in analysed? {
+        // A name must not turn another tool's artifact (a ticket) into a document.
+        if let Ok(Some(existing)) = state.reviews.artifact(&artifact.id).await {
+            if existing.tool != artifact.format.as_str() {
+                return Err(Error::Conflict(format!(
+                    "artifact `{}` is a {} artifact; this body is {}: choose another name",
+                    artifact.id,
+                    existing.tool,
+                    artifact.format.as_str()
+                )));
+            }
+        }
         let entry = StoredReview {
             id: review_id(&review),
             source: "api".to_owned(),

@@ -259,9 +259,12 @@ pub fn token_name(name: &str) -> Result<&str> {
             "a token name has at most {MAX_TOKEN_NAME} characters; this one has {chars}"
         )));
     }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c.is_control() || vigil_store::decisions::is_invisible(c))
+    {
         return Err(Error::BadRequest(format!(
-            "a token name cannot hold control characters; this one holds {}",
+            "a token name cannot hold control characters (or invisible ones); this one holds {}",
             c.escape_default()
         )));
     }

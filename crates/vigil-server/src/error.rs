@@ -85,6 +85,9 @@ pub enum Error {
         /// The methods the route takes, comma separated.
         allow: String,
     },
+    /// The request conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
     /// The body did not arrive within the configured time.
     #[error("the body did not arrive within {secs} s")]
     RequestTimeout {
@@ -167,6 +170,7 @@ impl Error {
             Error::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Error::BusyClient { .. } => (StatusCode::TOO_MANY_REQUESTS, "busy_client"),
             Error::RequestTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Error::MethodNotAllowed { .. } => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }

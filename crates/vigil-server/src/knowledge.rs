@@ -491,14 +491,21 @@ async fn build_decision(state: &AppState, new: NewDecision) -> Result<Decision> 
         let today = day_of(now_ms());
         if d.expires_on
             .as_deref()
-            .is_some_and(|day| day < today.as_str())
+            .is_some_and(|day| day <= today.as_str())
         {
             return Err(Error::BadRequest(format!(
-                "expires_on is in the past (today is {today}): a new acceptance must end later"
+                "expires_on must be after today ({today}): a new acceptance ends later"
             )));
         }
+        // Compared as people read them: case, spacing and invisible characters aside.
+        let visible = |s: &str| -> String {
+            s.chars()
+                .filter(|c| !c.is_whitespace() && !vigil_store::decisions::is_invisible(*c))
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
         let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
-            (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
+            (Some(a), Some(b)) => visible(a) == visible(b),
             _ => false,
         };
         if same(&d.owner, &d.approver) {

@@ -430,6 +430,14 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Characters that print as nothing or reorder text: zero-width spaces and joiners, direction
+/// marks and overrides, the byte-order mark, and line and paragraph separators.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{00AD}')
+}
+
 /// The civil date (year, month, day) of a day counted from 1970-01-01 (H. Hinnant's algorithm).
 pub fn civil_date(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;

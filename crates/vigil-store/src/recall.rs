@@ -226,12 +226,13 @@ struct Place {
 }
 
 impl Place {
-    /// Whether a decision may apply here: a team or project it names must be this one (when
-    /// the artifact names one at all).
+    /// Whether a decision may apply here: a team or project it names must be this one (an
+    /// artifact that names none is outside it).
     fn admits(&self, d: &crate::decisions::Decision) -> bool {
         let same = |decided: &Option<String>, here: &Option<String>| match (decided, here) {
             (Some(a), Some(b)) => a.trim().eq_ignore_ascii_case(b.trim()),
-            _ => true,
+            (Some(_), None) => false,
+            (None, _) => true,
         };
         d.scope == DecisionScope::Pattern
             || (same(&d.team, &self.team) && same(&d.project, &self.project))

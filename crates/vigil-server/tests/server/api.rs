@@ -455,4 +455,50 @@ async fn documents_are_named_by_the_name_given_or_by_their_title() {
     )
     .await;
     assert_eq!(listed.json()["total"], 3, "{}", listed.text());
+
+    // Untitled documents are told apart by their content, and titled by their first line.
+    let u1 = send(
+        &s.app,
+        post("/api/v1/artifacts", "the mobile app uploads photos".into()),
+    )
+    .await;
+    let u2 = send(
+        &s.app,
+        post(
+            "/api/v1/artifacts",
+            "the billing worker reads invoices".into(),
+        ),
+    )
+    .await;
+    let (u1, u2) = (u1.json(), u2.json());
+    assert_ne!(
+        u1["reviews"][0]["artifact"], u2["reviews"][0]["artifact"],
+        "{u1} {u2}"
+    );
+    assert_eq!(u1["reviews"][0]["title"], "the mobile app uploads photos");
+
+    // A name cannot turn a ticket into a document.
+    let ticket = r#"{"key": "QS-1187", "fields": {"summary": "Checkout card storage",
+        "description": "The checkout API stores card numbers in the orders database.",
+        "issuetype": {"name": "Story"}}}"#;
+    let t = send(&s.app, post("/api/v1/artifacts", ticket.to_owned())).await;
+    assert_eq!(t.status, StatusCode::CREATED, "{}", t.text());
+    let key = t.json()["reviews"][0]["artifact"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let taken = send(
+        &s.app,
+        post(
+            &format!("/api/v1/artifacts?name={key}.md"),
+            other.to_owned(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        taken.status,
+        StatusCode::CONFLICT,
+        "{key}: {}",
+        taken.text()
+    );
 }

@@ -135,6 +135,10 @@ async fn decisions_set_status_history_and_apply_to_the_next_review() {
             json!({"owner": "ana", "approver": " Ana ", "expires_on": "2999-12-31"}),
             "self-approved",
         ),
+        (
+            json!({"owner": "ana", "approver": "ana\u{200b}", "expires_on": "2999-12-31"}),
+            "self-approved behind a zero-width space",
+        ),
     ] {
         let mut body = json!({"kind": "risk_accepted", "scope": "finding", "fingerprint": fp_id,
                "rationale": "partner contract caps exposure"});

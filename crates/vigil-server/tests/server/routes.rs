@@ -144,7 +144,11 @@ async fn unknown_paths_and_revoked_tokens() {
     );
 
     // Token names are checked as the command line checks them.
-    for name in ["\u{1b}[31mred".to_owned(), "n".repeat(101)] {
+    for name in [
+        "\u{1b}[31mred".to_owned(),
+        "n".repeat(101),
+        "x\u{202e}y".to_owned(),
+    ] {
         let body = serde_json::to_vec(&serde_json::json!({"name": name, "role": "auditor"}));
         let bad = send(
             &s.app,

@@ -209,7 +209,7 @@ async fn a_decision_for_one_team_stays_in_that_team() {
     for (team, applies) in [
         (Some("payments"), true),
         (Some("warehouse"), false),
-        (None, true),
+        (None, false),
     ] {
         let mut review = original.clone();
         review.meta.team = team.map(str::to_owned);
