@@ -140,8 +140,9 @@ fn main() -> ExitCode {
 
 /// `println!` panics when standard output is a pipe whose reader has gone (`vigil doctor |
 /// head -1`). That panic ends the process quietly instead, with the status a shell reports for
-/// a process stopped by SIGPIPE (141; 0 where there is no SIGPIPE); any other panic is
-/// reported as before.
+/// a process stopped by SIGPIPE (141; 0 where there is no SIGPIPE). Another failure to write
+/// standard output (a full disk, `>/dev/full`) is one line of error and exit status 1. Any other
+/// panic is reported as before.
 fn quiet_on_closed_stdout() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -153,6 +154,10 @@ fn quiet_on_closed_stdout() {
             .unwrap_or_default();
         if is_closed_stdout(message) {
             std::process::exit(if cfg!(unix) { 128 + 13 } else { 0 });
+        }
+        if let Some(reason) = message.strip_prefix("failed printing to stdout: ") {
+            eprintln!("error: cannot write the output: {reason}");
+            std::process::exit(1);
         }
         report(info);
     }));

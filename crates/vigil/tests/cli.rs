@@ -222,6 +222,27 @@ fn a_closed_stdout_ends_the_command_quietly() {
             out.status
         );
     }
+    // Output that cannot be written (a full device) is one line of error, not a panic.
+    if Path::new("/dev/full").exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("doctor")
+            .current_dir(std::env::temp_dir())
+            .env("VIGIL__STORE__DATA_DIR", data.path())
+            .stdout(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open("/dev/full")
+                    .unwrap(),
+            )
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cannot write the output") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
 }
 
 #[cfg(unix)]
