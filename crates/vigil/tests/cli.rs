@@ -276,6 +276,13 @@ fn the_demo_takes_its_options_in_any_order_and_skips_the_browser_tests_setup() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--frmat"), "{}", stderr(&out));
+    let out = Command::new("bash")
+        .arg(&demo)
+        .args(["--format", "bogus", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown format"), "{}", stderr(&out));
 }
 
 #[test]
