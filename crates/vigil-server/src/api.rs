@@ -240,6 +240,33 @@ fn submission_origin(name: Option<&str>) -> Result<String> {
     Ok(format!("api/{name}"))
 }
 
+/// Names a document sent without a name (tickets keep their keys): by its title, or, when it
+/// has none of its own (it is then titled after its origin), by its content, titled by its
+/// first line.
+fn name_unnamed_document(artifact: &mut vigil_core::Artifact, origin: &str, content_hash: &str) {
+    let document = matches!(
+        artifact.format,
+        vigil_core::SourceFormat::Markdown
+            | vigil_core::SourceFormat::Html
+            | vigil_core::SourceFormat::ConfluenceStorage
+    );
+    if !document {
+        return;
+    }
+    let titled = artifact.title != origin;
+    if !titled {
+        let first = artifact
+            .sections
+            .iter()
+            .flat_map(|s| s.text.lines())
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("Untitled document");
+        artifact.title = first.chars().take(80).collect();
+    }
+    artifact.id = unnamed_document_id(titled.then_some(&artifact.title), content_hash);
+}
+
 /// An unnamed document's artifact id: `doc-` and the words of its title, or its content hash
 /// when it has no title.
 fn unnamed_document_id(title: Option<&String>, content_hash: &str) -> String {
@@ -290,40 +317,13 @@ pub async fn submit_artifact(
     let started = std::time::Instant::now();
     let analysed = blocking(move || {
         let mut artifacts = vigil_analysis::normalize::normalize(&origin, &bytes, engine.limits())?;
-        for artifact in &mut artifacts {
-            let document = matches!(
-                artifact.format,
-                vigil_core::SourceFormat::Markdown
-                    | vigil_core::SourceFormat::Html
-                    | vigil_core::SourceFormat::ConfluenceStorage
-            );
-            if document && !named {
-                let hash = crate::auth::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..8]);
-                // A document without a title of its own is titled after its origin (`api`):
-                // name it by its content, and title it by its first line.
-                let titled = artifact.title != origin;
-                if !titled {
-                    let first = artifact
-                        .sections
-                        .iter()
-                        .flat_map(|s| s.text.lines())
-                        .map(str::trim)
-                        .find(|l| !l.is_empty())
-                        .unwrap_or("Untitled document");
-                    artifact.title = first.chars().take(80).collect();
-                }
-                artifact.id = unnamed_document_id(titled.then_some(&artifact.title), &hash);
+        if !named {
+            let hash = crate::auth::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)[..8]);
+            for artifact in &mut artifacts {
+                name_unnamed_document(artifact, &origin, &hash);
             }
         }
-        Ok::<_, Error>(
-            artifacts
-                .into_iter()
-                .map(|a| {
-                    let review = engine.analyze_artifact(&a);
-                    (a, review)
-                })
-                .collect::<Vec<_>>(),
-        )
+        Ok::<_, Error>(crate::app::review_each(&engine, artifacts))
     })
     .await;
     state.metrics.analysis(started.elapsed(), analysed.is_ok());

@@ -321,13 +321,18 @@ pub fn now_ms() -> u64 {
 /// artifact with its review (the artifact's text goes to memory).
 pub fn analyse(engine: &Engine, origin: &str, bytes: &[u8]) -> Result<Vec<(Artifact, Review)>> {
     let artifacts = vigil_analysis::normalize::normalize(origin, bytes, engine.limits())?;
-    Ok(artifacts
+    Ok(review_each(engine, artifacts))
+}
+
+/// Analyses every artifact, keeping each with its review.
+pub fn review_each(engine: &Engine, artifacts: Vec<Artifact>) -> Vec<(Artifact, Review)> {
+    artifacts
         .into_iter()
         .map(|a| {
             let review = engine.analyze_artifact(&a);
             (a, review)
         })
-        .collect())
+        .collect()
 }
 
 /// A review's id: the first 16 hex digits of SHA-256 over the artifact id and content hash, so

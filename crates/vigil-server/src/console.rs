@@ -70,9 +70,20 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
-/// The client's address, as the listener saw it (for the login rate limit).
+/// The client's address, as the listener saw it (for the login rate limit and the webhook
+/// intake's share per address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub SocketAddr);
+
+impl ClientAddr {
+    /// The client's IP address, when the request came through a listener (not in tests that
+    /// call the router directly).
+    pub fn ip_of(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+        extensions
+            .get::<ConnectInfo<ClientAddr>>()
+            .map(|c| c.0 .0.ip())
+    }
+}
 
 impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
     fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
@@ -260,10 +271,7 @@ pub struct SessionInfo {
         (status = 429, description = "Too many failed logins; see Retry-After",
             body = ErrorBody)))]
 pub async fn login(State(state): State<Arc<AppState>>, request: Request) -> Result<Response> {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<ClientAddr>>()
-        .map(|c| c.0 .0.ip());
+    let client = ClientAddr::ip_of(request.extensions());
     state.logins.check(client, Instant::now())?;
     let (parts, body) = request.into_parts();
     require_json(&parts.headers)?;

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::Serialize;
@@ -62,10 +62,7 @@ pub async fn receive(
 ) -> Result<(StatusCode, Json<HookAccepted>)> {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
-    let client = parts
-        .extensions
-        .get::<ConnectInfo<ClientAddr>>()
-        .map(|c| c.0 .0.ip());
+    let client = ClientAddr::ip_of(&parts.extensions);
     let tool_kind = Tool::from_path(&tool).map_err(Error::Unverified)?;
     let config = state
         .connectors

@@ -61,11 +61,16 @@ fn recall_setup(config: &Config, with_embedder: bool) -> Result<RecallSetup> {
                 Err(err) => return Err(err),
             }
         };
-    Ok(RecallSetup {
+    Ok(recall_with(config, embedder))
+}
+
+/// `[memory]` thresholds and the severity bands, with `embedder`.
+pub(crate) fn recall_with(config: &Config, embedder: Option<Arc<dyn TextEmbedder>>) -> RecallSetup {
+    RecallSetup {
         embedder,
         config: config.memory.clone(),
         bands: config.scoring.bands.clone(),
-    })
+    }
 }
 
 async fn open_stores(config: &Config, with_embedder: bool) -> Result<Stores> {

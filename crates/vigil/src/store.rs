@@ -11,7 +11,7 @@ use std::time::Instant;
 use vigil_analysis::Engine;
 use vigil_infer::{Embedder, ModelRole, ModelSearch, Verification};
 use vigil_server::app::review_id;
-use vigil_server::sqlite::{RecallSetup, SqliteReviews};
+use vigil_server::sqlite::SqliteReviews;
 use vigil_server::store::StoredReview;
 use vigil_store::decisions::now_ms;
 use vigil_store::{DataDir, Decision, OpsOptions, OpsStore};
@@ -107,11 +107,7 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
         let ops = open_ops(config).await?;
         let reviews = SqliteReviews::new(
             ops,
-            RecallSetup {
-                embedder: Some(embedder.clone()),
-                config: config.memory.clone(),
-                bands: config.scoring.bands.clone(),
-            },
+            crate::serve::recall_with(config, Some(embedder.clone())),
         );
         let mut progress = Progress::new(inputs.files.len());
         for file in &inputs.files {
