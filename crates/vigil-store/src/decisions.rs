@@ -6,13 +6,13 @@
 //! team approved, which counts as a stated control), policy. Scopes: one finding, a rule on a
 //! component, or a pattern across projects.
 
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use vigil_core::Finding;
 
 use crate::embed::TextEmbedder;
-use crate::memory::{from_blob, to_blob, Memory};
+use crate::lance::{self, lit, Rows, Value};
+use crate::memory::Memory;
 use crate::{Error, Result};
 
 /// What was decided.
@@ -232,7 +232,7 @@ pub fn finding_text(f: &Finding) -> String {
 
 impl Memory {
     /// Stores decisions (replacing any with the same id), embedding their matching texts in one
-    /// batch, in one transaction.
+    /// batch, in one commit of the `decisions` table.
     pub async fn add_decisions(
         &self,
         decisions: &[Decision],
@@ -243,62 +243,55 @@ impl Memory {
         }
         let texts: Vec<&str> = decisions.iter().map(Decision::matching_text).collect();
         let vectors = embedder.embed(&texts)?;
-        let rows = decisions
-            .iter()
-            .zip(vectors)
-            .map(|(d, v)| {
-                let body = serde_json::to_string(d).map_err(|e| Error::Invalid {
-                    what: "decision",
-                    reason: e.to_string(),
-                })?;
-                Ok((
-                    d.id.clone(),
-                    body,
-                    d.matching_text().to_owned(),
-                    d.created_at_ms,
-                    to_blob(&v),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.ops()
-            .transaction(move |tx| {
-                let mut stmt = tx.prepare(
-                    "INSERT OR REPLACE INTO mem_decisions (id, body, text, created_at, vector) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for (id, body, text, at, vector) in rows {
-                    stmt.execute(params![id, body, text, at, vector])?;
-                }
-                Ok(())
-            })
-            .await
+        let mut rows = Rows::new(lance::decisions_schema(self.dimensions()));
+        // The last of several decisions with one id wins, as if stored one after the other.
+        let mut seen = std::collections::HashSet::new();
+        for (d, v) in decisions.iter().zip(&vectors).rev() {
+            if !seen.insert(d.id.as_str()) {
+                continue;
+            }
+            let body = serde_json::to_string(d).map_err(|e| Error::Invalid {
+                what: "decision",
+                reason: e.to_string(),
+            })?;
+            rows.push(&[
+                Value::Text(&d.id),
+                Value::Text(d.kind.as_str()),
+                Value::Text(&body),
+                Value::Text(d.matching_text()),
+                Value::Int(d.created_at_ms),
+                Value::Vector(v),
+            ])?;
+        }
+        let mut merge = self.tables().await?.decisions.merge_insert(&["id"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all();
+        merge.execute(lance::reader(rows.finish()?)).await?;
+        Ok(())
     }
 
     /// Every stored decision (a security team's decisions number in the thousands, so they are
     /// compared in memory).
     pub async fn decisions(&self) -> Result<Vec<StoredDecision>> {
-        self.ops()
-            .call(|c| {
-                let mut stmt = c.prepare("SELECT body, vector FROM mem_decisions ORDER BY id")?;
-                let rows = stmt
-                    .query_map([], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                rows.into_iter()
-                    .map(|(body, vector)| {
-                        let decision = serde_json::from_str(&body).map_err(|e| Error::Invalid {
-                            what: "stored decision",
-                            reason: e.to_string(),
-                        })?;
-                        Ok(StoredDecision {
-                            decision,
-                            vector: from_blob(&vector),
-                        })
-                    })
-                    .collect()
-            })
-            .await
+        let tables = self.tables().await?;
+        let mut out = Vec::new();
+        for b in lance::select(&tables.decisions, None, &["id", "body", "vector"]).await? {
+            let bodies = lance::strings(&b, "body")?;
+            for i in 0..b.num_rows() {
+                let decision =
+                    serde_json::from_str(bodies.value(i)).map_err(|e| Error::Invalid {
+                        what: "stored decision",
+                        reason: e.to_string(),
+                    })?;
+                out.push(StoredDecision {
+                    decision,
+                    vector: lance::vector_at(&b, i)?,
+                });
+            }
+        }
+        out.sort_by(|a: &StoredDecision, b| a.decision.id.cmp(&b.decision.id));
+        Ok(out)
     }
 
     /// Decisions by hybrid search (shared words and meaning fused by reciprocal rank), best
@@ -338,7 +331,8 @@ impl Memory {
     }
 
     /// Stores the finding texts of one artifact version with their embeddings, replacing what
-    /// an earlier call stored for that version (so a repeated call stores them once).
+    /// an earlier call stored for that version (so a repeated call stores them once), in one
+    /// commit of the `findings` table.
     pub async fn add_findings(
         &self,
         artifact: &crate::memory::ArtifactRecord,
@@ -352,53 +346,53 @@ impl Memory {
         let texts: Vec<String> = findings.iter().map(finding_text).collect();
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let vectors = embedder.embed(&refs)?;
-        let findings = findings.to_vec();
-        let a = artifact.clone();
-        self.ops()
-            .transaction(move |tx| {
-                tx.execute(
-                    "DELETE FROM mem_findings WHERE artifact_id = ?1 AND version = ?2",
-                    params![a.artifact_id, version],
-                )?;
-                let mut stmt = tx.prepare(
-                    "INSERT INTO mem_findings (fingerprint, artifact_id, version, rule, element, \
-                     title, text, tool, team, project, created_at, vector) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )?;
-                for ((f, text), v) in findings.iter().zip(&texts).zip(&vectors) {
-                    stmt.execute(params![
-                        f.id,
-                        a.artifact_id,
-                        version,
-                        f.rule,
-                        f.element_name,
-                        f.title,
-                        text,
-                        a.tool,
-                        a.team,
-                        a.project,
-                        now_ms(),
-                        to_blob(v)
-                    ])?;
-                }
-                Ok(())
-            })
-            .await
+        let a = artifact;
+        let at = now_ms();
+        let mut rows = Rows::new(lance::findings_schema(self.dimensions()));
+        let mut seen = std::collections::HashSet::new();
+        for ((f, text), v) in findings.iter().zip(&texts).zip(&vectors) {
+            if !seen.insert(f.id.as_str()) {
+                continue;
+            }
+            rows.push(&[
+                Value::Text(&f.id),
+                Value::Text(&a.artifact_id),
+                Value::Int(i64::from(version)),
+                Value::Text(&f.rule),
+                Value::Text(&f.element_name),
+                Value::Text(&f.title),
+                Value::Text(text),
+                Value::Text(&a.tool),
+                Value::Maybe(a.team.as_deref()),
+                Value::Maybe(a.project.as_deref()),
+                Value::Int(at),
+                Value::Vector(v),
+            ])?;
+        }
+        let mut merge =
+            self.tables()
+                .await?
+                .findings
+                .merge_insert(&["artifact_id", "version", "fingerprint"]);
+        merge
+            .when_matched_update_all(None)
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(Some(format!(
+                "artifact_id = {} AND version = {version}",
+                lit(&a.artifact_id)
+            )));
+        merge.execute(lance::reader(rows.finish()?)).await?;
+        Ok(())
     }
 
     /// Number of stored finding texts for an artifact.
     pub async fn finding_count(&self, artifact_id: &str) -> Result<usize> {
-        let id = artifact_id.to_owned();
-        self.ops()
-            .call(move |c| {
-                let n: i64 = c.query_row(
-                    "SELECT count(*) FROM mem_findings WHERE artifact_id = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )?;
-                Ok(n as usize)
-            })
-            .await
+        Ok(self
+            .tables()
+            .await?
+            .findings
+            .count_rows(Some(format!("artifact_id = {}", lit(artifact_id))))
+            .await?)
     }
 }
 

@@ -30,6 +30,14 @@ pub enum Error {
     #[error("migration `{0}` is registered twice")]
     DuplicateMigration(String),
     /// The embedding model failed.
+    /// LanceDB refused an operation on memory's tables.
+    #[error("memory (LanceDB): {0}")]
+    Lance(#[from] lancedb::Error),
+
+    /// Memory's rows could not be converted to or from Arrow.
+    #[error("memory (Arrow): {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+
     #[error("embedding: {0}")]
     Embedding(String),
     /// The blocking task running a store operation panicked or was cancelled.

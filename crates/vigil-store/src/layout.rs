@@ -2,11 +2,14 @@
 //!
 //! ```text
 //! <data_dir>/
-//!   vigil.db          operational store and institutional memory (SQLite; vigil.db-wal and
-//!                     vigil.db-shm beside it while open)
+//!   vigil.db          operational store (SQLite; vigil.db-wal and vigil.db-shm beside it while
+//!                     open), including which memory versions are committed
 //!   vigil.lock        held (shared) by every process using the stores; `vigil restore`
 //!                     takes it exclusively, so it refuses to run while the service runs
-//!   lance/            reserved for the LanceDB memory tables (not written yet)
+//!   memory-prune.lock held by `vigil backup` while it copies `lance/`, so that old table versions
+//!                     are not pruned meanwhile
+//!   lance/            institutional memory: the LanceDB tables `artifacts`, `chunks`,
+//!                     `findings` and `decisions` (one folder each, `<table>.lance/`)
 //! ```
 //!
 //! Everything Vigil keeps is under this one folder, so copying a snapshot of it (`vigil backup`)
@@ -26,6 +29,8 @@ use crate::{Error, Result};
 pub const OPS_DB_FILE: &str = "vigil.db";
 /// File name of the lock every process using the stores holds.
 pub const LOCK_FILE: &str = "vigil.lock";
+/// File name of the lock between snapshots and pruning of old memory files.
+pub const PRUNE_LOCK_FILE: &str = "memory-prune.lock";
 /// Folder of the LanceDB tables inside the data directory.
 pub const LANCE_DIR: &str = "lance";
 
@@ -108,7 +113,36 @@ impl DataDir {
         }
     }
 
-    /// The folder reserved for LanceDB tables.
+    /// The lock that keeps old memory files from being deleted while a snapshot copies them:
+    /// held shared by `vigil backup`, tried exclusively before old table versions are pruned.
+    pub fn prune_lock_file(&self) -> PathBuf {
+        self.root.join(PRUNE_LOCK_FILE)
+    }
+
+    /// Takes the prune lock (see [`DataDir::prune_lock_file`]): shared, waiting for an
+    /// exclusive holder; exclusive without waiting, `None` when a snapshot holds it.
+    pub(crate) fn prune_lock(&self, exclusive: bool) -> Result<Option<std::fs::File>> {
+        let path = self.prune_lock_file();
+        let file = private_options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open", &path, e))?;
+        if !exclusive {
+            // A snapshot waits for a prune in progress (they are short).
+            file.lock_shared()
+                .map_err(|e| Error::io("cannot lock", &path, e))?;
+            return Ok(Some(file));
+        }
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", &path, e)),
+        }
+    }
+
+    /// The folder of memory's LanceDB tables.
     pub fn lance_dir(&self) -> PathBuf {
         self.root.join(LANCE_DIR)
     }
@@ -136,6 +170,11 @@ pub(crate) fn private_file(path: &Path) -> Result<()> {
 /// Makes a file readable and writable by its owner only (Unix; nothing elsewhere).
 pub(crate) fn restrict_file(path: &Path) -> Result<()> {
     restrict(path, 0o600)
+}
+
+/// Makes a folder accessible by its owner only (Unix; nothing elsewhere).
+pub(crate) fn restrict_dir(path: &Path) -> Result<()> {
+    restrict(path, 0o700)
 }
 
 /// Sets `mode` on `path` when it allows more (Unix; nothing elsewhere).

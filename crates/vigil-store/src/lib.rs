@@ -4,8 +4,9 @@
 //!   for what changes often and must be transactional: reviews and their versions
 //!   ([`workflow`]), finding workflow state and history, jobs, connector cursors, used through an
 //!   async API.
-//! - [`Memory`]: institutional memory: artifact versions, chunks, finding texts and
-//!   [`decisions`] with embeddings; hybrid search (see [`memory`] for where it is kept).
+//! - [`Memory`]: institutional memory in LanceDB (`<data_dir>/lance/`): artifact versions,
+//!   chunks, finding texts and [`decisions`] with embeddings; hybrid search (see [`memory`] for
+//!   how the two stores commit together).
 //! - [`recall`]: memory consulted before a review is final.
 //! - [`reviews`]: the reviews the service serves, the findings list and triage state.
 //! - [`lineage`]: new, unchanged, changed and gone findings between review versions.
@@ -36,7 +37,7 @@ pub mod decisions;
 pub mod embed;
 pub mod error;
 pub mod inbox;
-mod index;
+mod lance;
 pub mod layout;
 pub mod lineage;
 pub mod memory;

@@ -42,6 +42,8 @@ impl Default for OpsOptions {
 #[derive(Debug, Clone)]
 pub struct OpsStore {
     conn: Arc<Mutex<Connection>>,
+    /// Where it lives (memory's LanceDB tables are beside it).
+    data_dir: DataDir,
     /// The data directory's shared lock, held while any clone is alive.
     _lock: Arc<std::fs::File>,
 }
@@ -55,6 +57,15 @@ impl OpsStore {
         extra: &[Migration],
     ) -> Result<Self> {
         data_dir.create()?;
+        // A restore interrupted after staging its files is finished first.
+        if data_dir
+            .root()
+            .join(crate::snapshot::RESTORE_MARKER)
+            .exists()
+        {
+            let _exclusive = data_dir.lock(true)?;
+            crate::snapshot::finish_restore(data_dir)?;
+        }
         // Shared with every other process using the stores; only a restore is excluded.
         let lock = data_dir.lock(false)?;
         data_dir.prepare_ops_db()?;
@@ -77,8 +88,14 @@ impl OpsStore {
         .await?;
         Ok(OpsStore {
             conn: Arc::new(Mutex::new(conn)),
+            data_dir: data_dir.clone(),
             _lock: Arc::new(lock),
         })
+    }
+
+    /// The data directory the store was opened in.
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
     }
 
     /// Runs `f` with the connection on the blocking pool.

@@ -1,87 +1,420 @@
 //! Snapshots of the data directory: taken while the service runs, restored with it stopped.
 //!
-//! The operational store and memory are one SQLite file in WAL mode. `VACUUM INTO` copies it
-//! inside one read transaction, so a snapshot is exactly the database as of one commit: writers
-//! go on meanwhile, and nothing half-written is included. The copy is compacted and has no WAL.
+//! A snapshot is a folder:
+//!
+//! ```text
+//! <snapshot>/
+//!   vigil.db        the operational store as of one commit (`VACUUM INTO`: compacted, no WAL)
+//!   lance/          memory's LanceDB tables
+//!   snapshot.json   the version of each LanceDB table the snapshot holds; written last
+//! ```
+//!
+//! Consistency between the two stores: the operational store is copied first, inside one read
+//! transaction, while writers go on. Then the current version of each LanceDB table is
+//! recorded and the table folders are copied. LanceDB never changes a file once written (a new
+//! table version is new files and a new manifest), and memory writes LanceDB before it records
+//! the commit in SQLite, so the recorded versions hold every row the copied database refers
+//! to; rows of writes the copied database does not know are ignored by readers, as after a
+//! crash. A restore rolls each table back to its recorded version.
+//!
+//! A restore stages both stores beside the live ones, writes a `restore.pending` marker, then
+//! swaps the memory folder and the database; should it be interrupted, the next open of the
+//! stores finishes it, so the data directory never holds one store from the snapshot and the
+//! other from before.
 
 use rusqlite::{Connection, OpenFlags};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::layout::DataDir;
+use crate::layout::{DataDir, LANCE_DIR, OPS_DB_FILE};
 use crate::ops::OpsStore;
 use crate::{Error, Result};
 
-/// Writes a snapshot of `ops` to `dest`, which must not exist; it is created 0600 on Unix (it
-/// holds what the data directory holds).
-pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<()> {
-    let exists = || Error::Invalid {
-        what: "snapshot path",
-        reason: format!("{} exists", dest.display()),
-    };
-    if dest.exists() {
-        return Err(exists());
-    }
+/// The file naming what a snapshot holds.
+pub const SNAPSHOT_FILE: &str = "snapshot.json";
+/// Marker of a restore that has staged its files and not yet swapped them all in.
+pub const RESTORE_MARKER: &str = "restore.pending";
+
+/// The restore marker's content when the snapshot has memory tables, and when not.
+const WITH_MEMORY: &[u8] = b"restore staged: database and memory\n";
+const WITHOUT_MEMORY: &[u8] = b"restore staged: database\n";
+
+/// What a snapshot holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotInfo {
+    /// Layout version of the snapshot folder (1).
+    pub format: u32,
+    /// Each LanceDB table and the version of it the snapshot holds.
+    pub lance_tables: BTreeMap<String, u64>,
+    /// Bytes written.
+    #[serde(default)]
+    pub bytes: u64,
+}
+
+/// What a restore replaced, kept beside the data directory's stores.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// The database it replaced (`vigil.db.replaced-<UTC time>`).
+    pub kept_db: Option<PathBuf>,
+    /// The memory folder it replaced (`lance.replaced-<UTC time>`).
+    pub kept_lance: Option<PathBuf>,
+}
+
+fn invalid(what: &'static str, reason: String) -> Error {
+    Error::Invalid { what, reason }
+}
+
+/// Writes a snapshot of the data directory `ops` lives in to the folder `dest`, which must not
+/// exist; it is created 0700 on Unix (it holds what the data directory holds).
+pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<SnapshotInfo> {
     let target = dest
+        .join(OPS_DB_FILE)
         .to_str()
-        .ok_or_else(|| Error::Invalid {
-            what: "snapshot path",
-            reason: format!("{} is not UTF-8", dest.display()),
-        })?
+        .ok_or_else(|| invalid("snapshot path", format!("{} is not UTF-8", dest.display())))?
         .to_owned();
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dest).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            invalid("snapshot path", format!("{} exists", dest.display()))
+        }
+        _ => Error::io("cannot create", dest, e),
+    })?;
+    let written = write_snapshot(ops, dest, target).await;
+    match written {
+        Ok(info) => {
+            tracing::info!(dest = %dest.display(), bytes = info.bytes, "snapshot written");
+            Ok(info)
+        }
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(dest);
+            Err(err)
+        }
+    }
+}
+
+async fn write_snapshot(ops: &OpsStore, dest: &Path, target: String) -> Result<SnapshotInfo> {
     // `VACUUM INTO` writes into an empty file, keeping its permissions.
     crate::layout::private_options()
         .write(true)
         .create_new(true)
-        .open(dest)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => exists(),
-            _ => Error::io("cannot create", dest, e),
-        })?;
-    let written = ops
-        .call(move |c| {
-            c.execute("VACUUM INTO ?1", [&target])?;
-            Ok(())
-        })
-        .await;
-    if let Err(err) = written {
-        let _ = std::fs::remove_file(dest);
-        return Err(err);
+        .open(&target)
+        .map_err(|e| Error::io("cannot create", &target, e))?;
+    ops.call(move |c| {
+        c.execute("VACUUM INTO ?1", [&target])?;
+        Ok(())
+    })
+    .await?;
+    let mut bytes = std::fs::metadata(dest.join(OPS_DB_FILE))
+        .map(|m| m.len())
+        .unwrap_or(0);
+
+    let lance = ops.data_dir().lance_dir();
+    let mut lance_tables = BTreeMap::new();
+    // Held while the tables are copied: no version's files are pruned meanwhile.
+    let _no_pruning = ops.data_dir().prune_lock(false)?;
+    if lance.is_dir() {
+        let uri = lance
+            .to_str()
+            .ok_or_else(|| invalid("memory folder", format!("{} is not UTF-8", lance.display())))?;
+        let db = lancedb::connect(uri).execute().await?;
+        for name in db.table_names().execute().await? {
+            let version = db
+                .open_table(name.as_str())
+                .execute()
+                .await?
+                .version()
+                .await?;
+            lance_tables.insert(name, version);
+        }
+        bytes += copy_tree(&lance, &dest.join(LANCE_DIR))?;
     }
-    crate::layout::restrict_file(dest)?;
-    tracing::info!(dest = %dest.display(), "snapshot written");
+    let info = SnapshotInfo {
+        format: 1,
+        lance_tables,
+        bytes,
+    };
+    let json = serde_json::to_vec_pretty(&info).map_err(|e| invalid("snapshot", e.to_string()))?;
+    let path = dest.join(SNAPSHOT_FILE);
+    std::fs::write(&path, json).map_err(|e| Error::io("cannot write", &path, e))?;
+    sync_tree(dest)?;
+    Ok(info)
+}
+
+/// Copies the folder `from` to `to` (which must not exist), file by file; returns the bytes
+/// copied. A file that disappears meanwhile is skipped: it belonged to no version the snapshot
+/// records.
+fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
+    std::fs::create_dir_all(to).map_err(|e| Error::io("cannot create", to, e))?;
+    let mut bytes = 0;
+    let entries = std::fs::read_dir(from).map_err(|e| Error::io("cannot read", from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot read", from, e))?;
+        let path = entry.path();
+        let dest = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io("cannot read", &path, e))?;
+        if kind.is_dir() {
+            bytes += copy_tree(&path, &dest)?;
+        } else if kind.is_file() {
+            match std::fs::copy(&path, &dest) {
+                Ok(n) => bytes += n,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("cannot copy", &path, e)),
+            }
+        }
+    }
+    Ok(bytes)
+}
+
+/// fsyncs every file under `dir`, then the folders.
+fn sync_tree(dir: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("cannot read", dir, e))?;
+    for entry in entries {
+        let path = entry.map_err(|e| Error::io("cannot read", dir, e))?.path();
+        if path.is_dir() {
+            sync_tree(&path)?;
+        } else {
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io("cannot sync", &path, e))?;
+        }
+    }
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("cannot sync", dir, e))?;
     Ok(())
 }
 
-/// Checks `src` and replaces the data directory's database with it: copied beside the database,
-/// synced, then renamed over it, so a crash leaves the old or the new database, never a mix.
-/// The database it replaces is kept beside it as `vigil.db.replaced-<UTC time>` (with its WAL,
-/// so nothing committed to it is lost); its path is returned (`None` when there was none).
-/// Refused with [`Error::InUse`] while any process (this one included) has the stores open.
-pub fn restore(data_dir: &DataDir, src: &Path) -> Result<Option<PathBuf>> {
-    check(src)?;
+/// Reads and checks a snapshot: a folder written by [`backup`], or the single database file
+/// older releases wrote (memory was inside it then, and is moved into LanceDB at the next
+/// open). Returns the database file and, for a folder, what it holds.
+pub fn inspect(src: &Path) -> Result<(PathBuf, Option<SnapshotInfo>)> {
+    if !src.is_dir() {
+        check(src)?;
+        return Ok((src.to_path_buf(), None));
+    }
+    let info_path = src.join(SNAPSHOT_FILE);
+    let raw = std::fs::read(&info_path).map_err(|_| {
+        invalid(
+            "snapshot",
+            format!(
+                "{} has no {SNAPSHOT_FILE}: not a snapshot, or one whose writing was interrupted",
+                src.display()
+            ),
+        )
+    })?;
+    let info: SnapshotInfo = serde_json::from_slice(&raw)
+        .map_err(|e| invalid("snapshot", format!("{}: {e}", info_path.display())))?;
+    if info.format != 1 {
+        return Err(invalid(
+            "snapshot",
+            format!(
+                "{} is of format {}, this release reads 1",
+                src.display(),
+                info.format
+            ),
+        ));
+    }
+    let db = src.join(OPS_DB_FILE);
+    check(&db)?;
+    for (table, version) in &info.lance_tables {
+        let versions = src
+            .join(LANCE_DIR)
+            .join(format!("{table}.lance"))
+            .join("_versions");
+        if manifest_of(&versions, *version).is_none() {
+            return Err(invalid(
+                "snapshot",
+                format!(
+                    "{} lacks version {version} of memory table `{table}`",
+                    src.display()
+                ),
+            ));
+        }
+    }
+    Ok((db, Some(info)))
+}
+
+/// The version a manifest file name stands for: `<n>.manifest` (older naming) or
+/// `<u64::MAX - n, 20 digits>.manifest`.
+fn manifest_version(name: &str) -> Option<u64> {
+    let n: u64 = name.strip_suffix(".manifest")?.parse().ok()?;
+    Some(if name.len() == 29 && n > u64::MAX / 2 {
+        u64::MAX - n
+    } else {
+        n
+    })
+}
+
+fn manifest_of(versions: &Path, version: u64) -> Option<PathBuf> {
+    std::fs::read_dir(versions)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(manifest_version)
+                == Some(version)
+        })
+}
+
+/// Checks `src` (see [`inspect`]) and replaces the data directory's stores with it. What it
+/// replaces is kept beside them (the database with its WAL, so nothing committed to it is
+/// lost). Refused with [`Error::InUse`] while any process (this one included) has the stores
+/// open.
+pub fn restore(data_dir: &DataDir, src: &Path) -> Result<Restored> {
+    let (db, info) = inspect(src)?;
     data_dir.create()?;
     let _exclusive = data_dir.lock(true)?;
+    finish_restore(data_dir)?;
     let target = data_dir.ops_db();
+
     let staged = sibling(&target, "restoring");
-    std::fs::copy(src, &staged).map_err(|e| Error::io("cannot copy snapshot to", &staged, e))?;
+    let _ = std::fs::remove_file(&staged);
+    std::fs::copy(&db, &staged).map_err(|e| Error::io("cannot copy snapshot to", &staged, e))?;
     crate::layout::restrict_file(&staged)?;
     std::fs::File::open(&staged)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io("cannot sync", &staged, e))?;
-    let kept = if target.exists() {
-        Some(keep_replaced(&target)?)
-    } else {
-        None
-    };
-    for suffix in ["wal", "shm"] {
-        let side = sibling(&target, suffix);
-        if side.exists() {
-            std::fs::remove_file(&side).map_err(|e| Error::io("cannot remove", &side, e))?;
+
+    let staged_lance = data_dir.root().join(format!("{LANCE_DIR}.restoring"));
+    if staged_lance.exists() {
+        std::fs::remove_dir_all(&staged_lance)
+            .map_err(|e| Error::io("cannot remove", &staged_lance, e))?;
+    }
+    if let Some(info) = &info {
+        let from = src.join(LANCE_DIR);
+        if from.is_dir() {
+            copy_tree(&from, &staged_lance)?;
+            for (table, version) in &info.lance_tables {
+                roll_back(&staged_lance.join(format!("{table}.lance")), *version)?;
+            }
+            sync_tree(&staged_lance)?;
         }
     }
-    std::fs::rename(&staged, &target).map_err(|e| Error::io("cannot replace", &target, e))?;
+    let marker = data_dir.root().join(RESTORE_MARKER);
+    let plan: &[u8] = if staged_lance.exists() {
+        WITH_MEMORY
+    } else {
+        WITHOUT_MEMORY
+    };
+    std::fs::write(&marker, plan).map_err(|e| Error::io("cannot write", &marker, e))?;
+    sync_dir(data_dir.root())?;
+    let restored = finish_restore(data_dir)?;
     tracing::info!(src = %src.display(), "snapshot restored");
-    Ok(kept)
+    Ok(restored)
+}
+
+/// Removes the manifests of versions after `version` from a copied table, so that `version` is
+/// the table's latest.
+fn roll_back(table: &Path, version: u64) -> Result<()> {
+    let versions = table.join("_versions");
+    let entries =
+        std::fs::read_dir(&versions).map_err(|e| Error::io("cannot read", &versions, e))?;
+    for entry in entries {
+        let path = entry
+            .map_err(|e| Error::io("cannot read", &versions, e))?
+            .path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if manifest_version(name).is_some_and(|v| v > version) {
+            std::fs::remove_file(&path).map_err(|e| Error::io("cannot remove", &path, e))?;
+        }
+    }
+    let hint = table.join("_latest.manifest");
+    if hint.exists() {
+        let manifest = manifest_of(&versions, version).ok_or_else(|| {
+            invalid(
+                "snapshot",
+                format!("{} lacks version {version}", table.display()),
+            )
+        })?;
+        std::fs::copy(&manifest, &hint).map_err(|e| Error::io("cannot write", &hint, e))?;
+    }
+    Ok(())
+}
+
+/// Finishes a restore that staged its files ([`RESTORE_MARKER`]): the memory folder is swapped
+/// first, then the database, then the marker removed; each step is skipped when already done,
+/// so running it again after an interruption completes the same restore. Nothing to do
+/// without the marker. The caller holds the data directory's lock exclusively.
+pub(crate) fn finish_restore(data_dir: &DataDir) -> Result<Restored> {
+    let marker = data_dir.root().join(RESTORE_MARKER);
+    let mut restored = Restored::default();
+    if !marker.exists() {
+        return Ok(restored);
+    }
+    let target = data_dir.ops_db();
+    let staged = sibling(&target, "restoring");
+    let lance = data_dir.lance_dir();
+    let staged_lance = data_dir.root().join(format!("{LANCE_DIR}.restoring"));
+    let plan = std::fs::read(&marker).map_err(|e| Error::io("cannot read", &marker, e))?;
+    let keep_lance = |restored: &mut Restored| -> Result<()> {
+        let kept = unused(
+            data_dir.root(),
+            &format!(
+                "{LANCE_DIR}.replaced-{}",
+                utc_stamp(std::time::SystemTime::now())
+            ),
+        );
+        std::fs::rename(&lance, &kept).map_err(|e| Error::io("cannot keep", &lance, e))?;
+        restored.kept_lance = Some(kept);
+        Ok(())
+    };
+    if plan == WITH_MEMORY {
+        // The staged folder still there means it has not replaced the live one yet.
+        if staged_lance.exists() {
+            if lance.exists() {
+                keep_lance(&mut restored)?;
+            }
+            std::fs::rename(&staged_lance, &lance)
+                .map_err(|e| Error::io("cannot restore", &lance, e))?;
+        }
+    } else if staged.exists() && lance.exists() {
+        // A snapshot without memory tables (an older release's single file, whose memory is
+        // inside the database) replaces the memory folder with none.
+        keep_lance(&mut restored)?;
+    }
+    if staged.exists() {
+        if target.exists() {
+            restored.kept_db = Some(keep_replaced(&target)?);
+        }
+        for suffix in ["wal", "shm"] {
+            let side = sibling(&target, suffix);
+            if side.exists() {
+                std::fs::remove_file(&side).map_err(|e| Error::io("cannot remove", &side, e))?;
+            }
+        }
+        std::fs::rename(&staged, &target).map_err(|e| Error::io("cannot replace", &target, e))?;
+    }
+    sync_dir(data_dir.root())?;
+    std::fs::remove_file(&marker).map_err(|e| Error::io("cannot remove", &marker, e))?;
+    Ok(restored)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("cannot sync", dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// `dir/name`, or `dir/name-2`, `-3`... when taken.
+fn unused(dir: &Path, name: &str) -> PathBuf {
+    let mut path = dir.join(name);
+    let mut n = 1;
+    while path.exists() {
+        n += 1;
+        path = dir.join(format!("{name}-{n}"));
+    }
+    path
 }
 
 /// Keeps the database about to be replaced under a new name beside it: a hard link (the live
@@ -172,13 +505,14 @@ mod tests {
             .await
             .unwrap();
         ops.set_cursor("jira", "one").await.unwrap();
-        let snap = dir.path().join("snap.db");
+        let snap = dir.path().join("snap");
         backup(&ops, &snap).await.unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&snap).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&snap), 0o700);
+            assert_eq!(mode(&snap.join(OPS_DB_FILE)), 0o600);
         }
         assert!(
             backup(&ops, &snap).await.is_err(),
@@ -193,6 +527,7 @@ mod tests {
 
         let kept = restore(&data, &snap)
             .unwrap()
+            .kept_db
             .expect("the replaced database is kept");
         let name = kept.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("vigil.db.replaced-"), "{name}");
@@ -214,6 +549,22 @@ mod tests {
         assert_eq!(utc_stamp(at(0)), "19700101T000000Z");
         assert_eq!(utc_stamp(at(1_796_431_512)), "20261205T004512Z");
         assert_eq!(utc_stamp(at(951_782_400)), "20000229T000000Z");
+    }
+
+    #[test]
+    fn manifest_names_of_both_namings_give_versions() {
+        assert_eq!(manifest_version("7.manifest"), Some(7));
+        let v2 = format!("{:020}.manifest", u64::MAX - 42);
+        assert_eq!(manifest_version(&v2), Some(42));
+        assert_eq!(manifest_version("x.manifest"), None);
+        assert_eq!(manifest_version("7.txn"), None);
+    }
+
+    #[test]
+    fn a_folder_without_its_description_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = inspect(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("snapshot.json"), "{err}");
     }
 
     #[test]

@@ -66,6 +66,9 @@ pub fn run(config_path: Option<&Path>, config: Result<Config>) -> ExitCode {
     let data_dir = config.store.data_dir.clone();
     checks.push(data_dir_writable(&data_dir));
     checks.push(free_space(&data_dir));
+    if let Some(c) = memory(&data_dir) {
+        checks.push(c);
+    }
     // The address `vigil serve` would listen on: `[server] listen` or VIGIL__SERVER__LISTEN.
     checks.push(listen_address(&config.server.listen.to_string()));
 
@@ -172,6 +175,57 @@ fn problem_lines(described: &[(Status, String)]) -> String {
 
 /// Writes and removes a probe file; a directory that does not exist yet passes when it can be
 /// created (it is not created here).
+/// Memory's two stores read end to end: every committed artifact version complete in LanceDB.
+/// Only for a data directory this release has written memory in (`lance/` exists), so that
+/// the check never migrates an older one.
+fn memory(dir: &Path) -> Option<Check> {
+    let data = vigil_store::DataDir::new(dir);
+    if !data.lance_dir().is_dir() {
+        return None;
+    }
+    let checked = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| {
+            rt.block_on(async {
+                let ops = vigil_store::OpsStore::open(&data, &Default::default(), &[]).await?;
+                let Some(dims) = vigil_store::Memory::stored_dimensions(&data).await? else {
+                    return anyhow::Ok(None);
+                };
+                let started = std::time::Instant::now();
+                let report = vigil_store::Memory::new(ops, dims).check().await?;
+                anyhow::Ok(Some((report, started.elapsed())))
+            })
+        });
+    Some(match checked {
+        Ok(None) => check(Level::Ok, "memory", "no tables yet"),
+        Ok(Some((report, took))) if report.incomplete.is_empty() => check(
+            Level::Ok,
+            "memory",
+            format!(
+                "{} artifact version(s), each complete in both stores; {} unfinished write(s) \
+                 (invisible; removed at the next start); read in {} ms",
+                report.versions,
+                report.unfinished,
+                took.as_millis()
+            ),
+        ),
+        Ok(Some((report, _))) => check(
+            Level::Fail,
+            "memory",
+            format!(
+                "{} of {} committed artifact version(s) lack rows in {}: restore a snapshot \
+                 (vigil restore)",
+                report.incomplete.len(),
+                report.versions,
+                show(&data.lance_dir())
+            ),
+        ),
+        Err(err) => check(Level::Fail, "memory", format!("{err:#}")),
+    })
+}
+
 fn data_dir_writable(dir: &Path) -> Check {
     let (probe_dir, note) = if dir.is_dir() {
         (dir.to_path_buf(), String::new())

@@ -30,21 +30,25 @@ pub struct IngestArgs {
 /// Arguments of `vigil backup`.
 #[derive(Debug, clap::Args)]
 pub struct BackupArgs {
-    /// The snapshot file to write (must not exist).
-    #[arg(value_name = "FILE")]
+    /// The snapshot folder to write (must not exist): the operational store and memory's
+    /// tables, consistent with each other.
+    #[arg(value_name = "DIR")]
     pub dest: PathBuf,
 }
 
 /// Arguments of `vigil restore`.
 #[derive(Debug, clap::Args)]
 pub struct RestoreArgs {
-    /// A snapshot written by `vigil backup`.
-    #[arg(value_name = "FILE")]
+    /// A snapshot written by `vigil backup`: its folder (or the single database file that
+    /// releases before memory moved to LanceDB wrote).
+    #[arg(value_name = "SNAPSHOT")]
     pub src: PathBuf,
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
+    // Timers and I/O enabled: memory's LanceDB commits run under a timeout.
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .context("starting the async runtime")
 }
@@ -128,6 +132,15 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
             }
         }
         progress.finish();
+        // Fold what was written into memory's indexes now, so that the service's first searches
+        // do not scan unindexed rows.
+        if tally.versions + tally.decisions > 0 {
+            reviews
+                .memory()
+                .optimize()
+                .await
+                .context("indexing memory")?;
+        }
         anyhow::Ok(())
     })?;
 
@@ -289,26 +302,35 @@ impl Progress {
     }
 }
 
-/// `vigil backup FILE`: a consistent snapshot of the data directory, taken while the service
+/// `vigil backup DIR`: a consistent snapshot of the data directory, taken while the service
 /// runs (see `vigil_store::snapshot`).
 pub fn backup(config: &Config, args: BackupArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    runtime()?.block_on(async {
+    let info = runtime()?.block_on(async {
         let ops = open_ops(config).await?;
-        vigil_store::snapshot::backup(&ops, &args.dest).await?;
-        anyhow::Ok(())
+        let info = vigil_store::snapshot::backup(&ops, &args.dest).await?;
+        anyhow::Ok(info)
     })?;
-    let size = std::fs::metadata(&args.dest).map(|m| m.len()).unwrap_or(0);
+    let tables: Vec<String> = info
+        .lance_tables
+        .iter()
+        .map(|(t, v)| format!("{t} v{v}"))
+        .collect();
     println!(
-        "snapshot written to {} ({} bytes, {} ms)",
+        "snapshot written to {} ({} bytes, {} ms; memory tables: {})",
         args.dest.display(),
-        size,
-        started.elapsed().as_millis()
+        info.bytes,
+        started.elapsed().as_millis(),
+        if tables.is_empty() {
+            "none yet".to_owned()
+        } else {
+            tables.join(", ")
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// `vigil restore FILE`: replaces the data directory's stores with a checked snapshot; refused
+/// `vigil restore SNAPSHOT`: replaces the data directory's stores with a checked snapshot; refused
 /// while another process has them open. The database it replaces is kept beside it, and the
 /// user is told that tokens, sessions and decisions went back to the snapshot's.
 pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
@@ -320,8 +342,14 @@ pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
         data.ops_db().display(),
         args.src.display()
     );
-    if let Some(kept) = kept {
+    if let Some(kept) = kept.kept_db {
         println!("the database it replaced is kept at {}", kept.display());
+    }
+    if let Some(kept) = kept.kept_lance {
+        println!(
+            "the memory tables it replaced are kept at {}",
+            kept.display()
+        );
     }
     eprintln!(
         "warning: API tokens, console sessions and decisions are now as they were when the \

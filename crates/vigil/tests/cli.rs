@@ -348,24 +348,38 @@ mod store {
         conn.query_row(sql, [], |r| r.get(0)).unwrap()
     }
 
-    /// Nothing of a version without its row, no version without chunks, and SQLite intact.
+    /// `f` with the data directory's memory open (as the service opens it).
+    fn with_memory<T>(data: &Path, f: impl AsyncFnOnce(&vigil_store::Memory) -> T) -> T {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = vigil_store::DataDir::new(data);
+            let ops = vigil_store::OpsStore::open(&dir, &Default::default(), &[])
+                .await
+                .unwrap();
+            f(&vigil_store::Memory::new(ops, 384)).await
+        })
+    }
+
+    fn decisions(data: &Path) -> usize {
+        with_memory(data, async |m| m.decisions().await.unwrap().len())
+    }
+
+    /// SQLite intact, every LanceDB table readable, and every committed version complete in
+    /// LanceDB (its row and all its chunks).
     fn assert_consistent(data: &Path) {
         let conn = db(data);
         let verdict: String = conn
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .unwrap();
         assert_eq!(verdict, "ok");
-        let orphan_chunks = count(
-            &conn,
-            "SELECT count(*) FROM mem_chunks c WHERE NOT EXISTS (SELECT 1 FROM mem_artifacts a \
-             WHERE a.artifact_id = c.artifact_id AND a.version = c.version)",
-        );
-        let empty_versions = count(
-            &conn,
-            "SELECT count(*) FROM mem_artifacts a WHERE NOT EXISTS (SELECT 1 FROM mem_chunks c \
-             WHERE a.artifact_id = c.artifact_id AND a.version = c.version)",
-        );
-        assert_eq!((orphan_chunks, empty_versions), (0, 0));
+        drop(conn);
+        let report = with_memory(data, async |m| m.check().await.unwrap());
+        assert!(report.versions > 0, "{report:?}");
+        assert!(report.incomplete.is_empty(), "{report:?}");
+        assert_eq!(report.complete, report.versions, "{report:?}");
     }
 
     #[test]
@@ -387,7 +401,7 @@ mod store {
                     data.join("vigil.db"),
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
                 )
-                .and_then(|c| c.query_row("SELECT count(*) FROM mem_artifacts", [], |r| r.get(0)))
+                .and_then(|c| c.query_row("SELECT count(*) FROM mem_versions", [], |r| r.get(0)))
                 .unwrap_or(0i64)
             } else {
                 0
@@ -415,11 +429,23 @@ mod store {
         assert_eq!(
             count(
                 &conn,
-                "SELECT count(DISTINCT artifact_id) FROM mem_artifacts"
+                "SELECT count(DISTINCT artifact_id) FROM mem_versions"
             ),
             40
         );
-        assert_eq!(count(&conn, "SELECT max(version) FROM mem_artifacts"), 1);
+        assert_eq!(count(&conn, "SELECT max(version) FROM mem_versions"), 1);
+        // Searches see every document once, each at its one version.
+        let hits = with_memory(&data, async |m| {
+            let filter = vigil_store::SearchFilter::default();
+            let v = vec![0.05; 384];
+            m.search_chunks("orders database", &v, &filter, 200)
+                .await
+                .unwrap()
+        });
+        let artifacts: std::collections::HashSet<_> =
+            hits.iter().map(|h| h.artifact_id.as_str()).collect();
+        assert!(artifacts.len() >= 20, "{} artifacts found", artifacts.len());
+        assert!(hits.iter().all(|h| h.version == 1));
         assert_eq!(count(&conn, "SELECT count(*) FROM review_versions"), 40);
         // The reviews are the service's: one latest review per artifact.
         assert_eq!(
@@ -507,14 +533,24 @@ mod store {
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("1 decision(s)"), "{}", stdout(&out));
 
-        let snap = tmp.path().join("snap.db");
+        let snap = tmp.path().join("snap");
         let out = command(&data, &["backup", path(&snap)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        db(&data).execute("DELETE FROM mem_decisions", []).unwrap();
+        assert!(stdout(&out).contains("decisions v"), "{}", stdout(&out));
+        // A decision made after the snapshot.
+        let later = tmp.path().join("later.csv");
+        std::fs::write(
+            &later,
+            "id,kind,scope,rationale\nd2,policy,pattern,no plain HTTP\n",
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&later)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(decisions(&data), 2);
 
         let out = command(&data, &["restore", path(&snap)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 1);
+        assert_eq!(decisions(&data), 1);
 
         // The replaced database is kept, named, and still holds what the snapshot does not.
         let kept = stdout(&out)
@@ -523,8 +559,14 @@ mod store {
             .map(PathBuf::from)
             .unwrap_or_else(|| panic!("no kept database in: {}", stdout(&out)));
         assert_eq!(kept.parent(), Some(data.as_path()));
+        let kept_lance = stdout(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("the memory tables it replaced are kept at "))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("no kept memory in: {}", stdout(&out)));
+        assert!(kept_lance.join("decisions.lance").is_dir());
         let old = rusqlite::Connection::open(&kept).unwrap();
-        assert_eq!(count(&old, "SELECT count(*) FROM mem_decisions"), 0);
+        assert_eq!(count(&old, "SELECT count(*) FROM mem_versions"), 0);
         let err = stderr(&out);
         assert!(
             err.contains("warning:") && err.contains("revoked since then are valid again"),
@@ -551,10 +593,12 @@ mod store {
         for file in ["vigil.db", "vigil.lock"] {
             assert_eq!(mode(&data.join(file)), 0o600, "{file}");
         }
-        let snap = tmp.path().join("snap.db");
+        assert_eq!(mode(&data.join("lance")), 0o700);
+        let snap = tmp.path().join("snap");
         let out = command(&data, &["backup", path(&snap)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
-        assert_eq!(mode(&snap), 0o600);
+        assert_eq!(mode(&snap), 0o700);
+        assert_eq!(mode(&snap.join("vigil.db")), 0o600);
 
         // A data directory made under a loose umask is tightened when next opened.
         std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -611,7 +655,7 @@ mod store {
             "{}",
             stderr(&out)
         );
-        assert_eq!(count(&db(&data), "SELECT count(*) FROM mem_decisions"), 0);
+        assert_eq!(decisions(&data), 0);
     }
 
     #[test]

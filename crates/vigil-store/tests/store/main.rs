@@ -1,6 +1,7 @@
 //! vigil-store against a real SQLite file in temporary folders, with the real embedding model
 //! (`scripts/fetch-models` puts it in `models/`).
 
+mod lance;
 mod lineage;
 mod recall;
 mod search;
