@@ -35,8 +35,10 @@ use crate::ops::OpsStore;
 use crate::{Error, Result};
 
 /// Memory's schema in the operational store. `0001` held memory itself before it moved to
-/// LanceDB; its tables are emptied into LanceDB the first time memory is opened
-/// ([`Memory::tables`]) and stay, empty, so that older snapshots still restore.
+/// LanceDB: `mem_artifacts` stays the catalogue of artifact versions the API lists and filters
+/// (written in the same transaction as the commit record), while chunks, findings and decisions
+/// an earlier release kept in SQLite are moved into LanceDB the first time memory is opened
+/// ([`Memory::tables`]) and their tables left empty.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         id: "memory/0001_artifacts_chunks_findings_decisions",
@@ -510,28 +512,34 @@ impl Memory {
                 .execute()
                 .await?;
         }
-        let rows: Vec<(String, u32, String, String, i64, i64)> = writes
+        let rows: Vec<(ArtifactRecord, u32, String, String, i64)> = writes
             .iter()
             .map(|(i, _, version, commit, hash, chunks, _)| {
-                let r = &records[*i];
                 (
-                    r.artifact_id.clone(),
+                    records[*i].clone(),
                     *version,
                     commit.clone(),
                     hash.clone(),
                     chunks.len() as i64,
-                    r.created_at_ms,
                 )
             })
             .collect();
         self.ops
             .transaction(move |tx| {
-                let mut stmt = tx.prepare(
+                let mut commit_row = tx.prepare(
                     "INSERT INTO mem_versions (artifact_id, version, commit_id, content_hash, \
                      chunks, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
-                for (id, version, commit, hash, chunks, at) in &rows {
-                    stmt.execute(params![id, version, commit, hash, chunks, at])
+                // The catalogue the API lists and filters artifacts by.
+                let mut catalogue = tx.prepare(
+                    "INSERT INTO mem_artifacts (artifact_id, version, tool, external_key, \
+                     content_hash, title, text, team, project, due_date, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?;
+                for (r, version, commit, hash, chunks) in &rows {
+                    let id = &r.artifact_id;
+                    commit_row
+                        .execute(params![id, version, commit, hash, chunks, r.created_at_ms])
                         .map_err(|e| match e {
                             rusqlite::Error::SqliteFailure(f, _)
                                 if f.code == rusqlite::ErrorCode::ConstraintViolation =>
@@ -546,6 +554,19 @@ impl Memory {
                             }
                             e => e.into(),
                         })?;
+                    catalogue.execute(params![
+                        id,
+                        version,
+                        r.tool,
+                        r.external_key,
+                        hash,
+                        r.title,
+                        r.text(),
+                        r.team,
+                        r.project,
+                        r.due_date,
+                        r.created_at_ms
+                    ])?;
                 }
                 Ok(())
             })
@@ -1087,8 +1108,9 @@ async fn move_from_sqlite(ops: &OpsStore, tables: &Tables, dims: usize) -> Resul
     let old: Old = ops
         .call(|c| {
             let rows: i64 = c.query_row(
-                "SELECT (SELECT count(*) FROM mem_artifacts) + (SELECT count(*) FROM mem_findings) \
-                 + (SELECT count(*) FROM mem_decisions)",
+                "SELECT (SELECT count(*) FROM mem_artifacts a WHERE NOT EXISTS (SELECT 1 FROM \
+                 mem_versions v WHERE v.artifact_id = a.artifact_id AND v.version = a.version)) \
+                 + (SELECT count(*) FROM mem_findings) + (SELECT count(*) FROM mem_decisions)",
                 [],
                 |r| r.get(0),
             )?;
@@ -1097,7 +1119,9 @@ async fn move_from_sqlite(ops: &OpsStore, tables: &Tables, dims: usize) -> Resul
             }
             let mut stmt = c.prepare(
                 "SELECT artifact_id, version, tool, external_key, content_hash, title, text, team, \
-                 project, due_date, created_at FROM mem_artifacts ORDER BY artifact_id, version",
+                 project, due_date, created_at FROM mem_artifacts a WHERE NOT EXISTS (SELECT 1 \
+                 FROM mem_versions v WHERE v.artifact_id = a.artifact_id AND v.version = a.version) \
+                 ORDER BY artifact_id, version",
             )?;
             let artifacts = stmt
                 .query_map([], |r| {
@@ -1320,7 +1344,7 @@ async fn move_from_sqlite(ops: &OpsStore, tables: &Tables, dims: usize) -> Resul
         tx.execute_batch(
             "DELETE FROM mem_chunks; \
              INSERT INTO mem_chunks_fts (mem_chunks_fts) VALUES ('delete-all'); \
-             DELETE FROM mem_artifacts; DELETE FROM mem_findings; DELETE FROM mem_decisions;",
+             DELETE FROM mem_findings; DELETE FROM mem_decisions;",
         )?;
         Ok(())
     })

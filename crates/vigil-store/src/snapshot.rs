@@ -194,7 +194,29 @@ fn sync_tree(dir: &Path) -> Result<()> {
 /// open). Returns the database file and, for a folder, what it holds.
 pub fn inspect(src: &Path) -> Result<(PathBuf, Option<SnapshotInfo>)> {
     if !src.is_dir() {
+        if !src.exists() {
+            return Err(invalid(
+                "snapshot",
+                format!("{} does not exist", src.display()),
+            ));
+        }
         check(src)?;
+        // A database that records memory commits belongs to a snapshot folder: restored alone,
+        // memory would lose every row it refers to.
+        let conn = Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let commits: i64 = conn
+            .query_row("SELECT count(*) FROM mem_versions", [], |r| r.get(0))
+            .unwrap_or(0);
+        if commits > 0 {
+            return Err(invalid(
+                "snapshot",
+                format!(
+                    "{} is the database of a snapshot folder; restore the folder it is in, \
+                     which holds the memory tables it refers to",
+                    src.display()
+                ),
+            ));
+        }
         return Ok((src.to_path_buf(), None));
     }
     let info_path = src.join(SNAPSHOT_FILE);

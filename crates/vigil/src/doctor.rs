@@ -205,7 +205,7 @@ fn memory(dir: &Path) -> Option<Check> {
             "memory",
             format!(
                 "{} artifact version(s), each complete in both stores; {} unfinished write(s) \
-                 (invisible; removed at the next start); read in {} ms",
+                 (invisible; removed when the service starts once they are an hour old, or by a restore); read in {} ms",
                 report.versions,
                 report.unfinished,
                 took.as_millis()

@@ -337,6 +337,20 @@ pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
     let data = DataDir::new(&config.store.data_dir);
     let kept = vigil_store::snapshot::restore(&data, &args.src)
         .with_context(|| format!("restoring {}", args.src.display()))?;
+    // Rows of writes the snapshot's database never committed are removed now: nothing else can
+    // be writing (the restore just held the data directory alone).
+    let removed = runtime()?.block_on(async {
+        let ops = open_ops(config).await?;
+        let Some(dims) = vigil_store::Memory::stored_dimensions(&data).await? else {
+            return anyhow::Ok(0);
+        };
+        Ok(vigil_store::Memory::new(ops, dims).repair(true).await?)
+    });
+    match removed {
+        Ok(0) => {}
+        Ok(n) => println!("removed {n} memory write(s) the snapshot's database never committed"),
+        Err(err) => eprintln!("warning: memory was not tidied after the restore: {err:#}"),
+    }
     println!(
         "restored {} from {}",
         data.ops_db().display(),
