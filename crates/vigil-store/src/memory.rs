@@ -724,13 +724,14 @@ impl Memory {
         ])
     }
 
-    /// Opens the tables, repairs what an interrupted write left and brings indexes up to date,
-    /// so that the first search does not pay for it; returns the number of searchable chunks.
-    /// The service calls it at start.
+    /// Opens the tables, repairs what an interrupted write left and reads the indexes once, so
+    /// that the first search does not pay for it; returns the number of searchable chunks. The
+    /// service calls it at start. Indexes are kept up by the writes, not here: an index
+    /// rebuilt while the service's workers commit new rows was seen to hold readiness back
+    /// for over a minute after a crash.
     pub async fn prepare_index(&self) -> Result<usize> {
         self.repair(false).await?;
         let tables = self.tables().await?;
-        tables.upkeep(false).await?;
         let chunks = tables
             .chunks
             .count_rows(Some("latest = true".to_owned()))

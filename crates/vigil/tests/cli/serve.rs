@@ -41,7 +41,13 @@ fn start(dir: &Path, config: &Path, addr: SocketAddr) -> (Child, Option<String>)
         .arg(config)
         .current_dir(dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("serve.log"))
+                .expect("log file"),
+        )
         .spawn()
         .expect("vigil serve starts");
     let stdout = child.stdout.take().expect("stdout piped");
@@ -53,13 +59,13 @@ fn start(dir: &Path, config: &Path, addr: SocketAddr) -> (Child, Option<String>)
             .find(|l| l.starts_with("vgl_"));
         let _ = tx.send(token);
     });
-    wait_healthy(addr);
+    wait_healthy(addr, &dir.join("serve.log"));
     // The token is printed before the service listens; a restart prints none.
     let token = rx.recv_timeout(Duration::from_millis(500)).ok().flatten();
     (child, token)
 }
 
-fn wait_healthy(addr: SocketAddr) {
+fn wait_healthy(addr: SocketAddr, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok((200, _)) = loadgen::request(addr, "GET", "/readyz", &[], b"") {
@@ -67,7 +73,8 @@ fn wait_healthy(addr: SocketAddr) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("vigil serve did not become ready on {addr}");
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    panic!("vigil serve did not become ready on {addr}; its log:\n{log}");
 }
 
 fn get_json(addr: SocketAddr, token: &str, path: &str) -> serde_json::Value {
