@@ -69,6 +69,9 @@ pub(crate) struct Tables {
     pub findings: Table,
     pub decisions: Table,
     data_dir: DataDir,
+    /// One upkeep at a time in this process (a write's and the service start's would otherwise
+    /// build the same index twice).
+    upkeep: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -212,6 +215,7 @@ impl Tables {
             findings: next(),
             decisions: next(),
             data_dir: data_dir.clone(),
+            upkeep: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -229,6 +233,18 @@ impl Tables {
     /// each only where the table has grown past its threshold (`force`: whatever is pending),
     /// and deletes the files of table versions older than an hour.
     pub async fn upkeep(&self, force: bool) -> Result<()> {
+        let _one = self.upkeep.lock().await;
+        match self.upkeep_tables(force).await {
+            // Another process kept the same table up at the same moment: its work stands.
+            Err(Error::Lance(e)) if e.to_string().contains("commit conflict") => {
+                tracing::debug!(error = %e, "memory upkeep left to a concurrent one");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn upkeep_tables(&self, force: bool) -> Result<()> {
         // Every commit leaves a table version behind; finding the latest lists them all, so
         // versions older than an hour are pruned as memory is kept up (not while a snapshot
         // is being copied).
