@@ -6,8 +6,13 @@
 //! <snapshot>/
 //!   vigil.db        the operational store as of one commit (`VACUUM INTO`: compacted, no WAL)
 //!   lance/          memory's LanceDB tables
-//!   snapshot.json   the version of each LanceDB table the snapshot holds; written last
+//!   snapshot.json   the version of each LanceDB table the snapshot holds, and the size and
+//!                   SHA-256 of every file beside it; written last
 //! ```
+//!
+//! Files are written 0600 and folders 0700 on Unix, whatever the umask. A restore checks every
+//! file against `snapshot.json` before anything is replaced: a file missing, cut short or
+//! changed since the snapshot was taken makes it refuse.
 //!
 //! Consistency between the two stores: the operational store is copied first, inside one read
 //! transaction, while writers go on. Then the current version of each LanceDB table is
@@ -49,6 +54,19 @@ pub struct SnapshotInfo {
     /// Bytes written.
     #[serde(default)]
     pub bytes: u64,
+    /// Every file of the snapshot but `snapshot.json`, by its path inside the snapshot folder
+    /// (`/`-separated). Absent from snapshots of earlier releases, whose files go unchecked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, FileSum>,
+}
+
+/// The size and digest of one file of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileSum {
+    /// Its length in bytes.
+    pub bytes: u64,
+    /// SHA-256 of its content, lowercase hex.
+    pub sha256: String,
 }
 
 /// What a restore replaced, kept beside the data directory's stores.
@@ -106,9 +124,9 @@ async fn write_snapshot(ops: &OpsStore, dest: &Path, target: String) -> Result<S
         Ok(())
     })
     .await?;
-    let mut bytes = std::fs::metadata(dest.join(OPS_DB_FILE))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let mut files = BTreeMap::new();
+    let db = dest.join(OPS_DB_FILE);
+    files.insert(OPS_DB_FILE.to_owned(), sum_file(&db)?);
 
     let lance = ops.data_dir().lance_dir();
     let mut lance_tables = BTreeMap::new();
@@ -128,45 +146,159 @@ async fn write_snapshot(ops: &OpsStore, dest: &Path, target: String) -> Result<S
                 .await?;
             lance_tables.insert(name, version);
         }
-        bytes += copy_tree(&lance, &dest.join(LANCE_DIR))?;
+        copy_tree(&lance, &dest.join(LANCE_DIR), LANCE_DIR, &mut files)?;
     }
     let info = SnapshotInfo {
         format: 1,
         lance_tables,
-        bytes,
+        bytes: files.values().map(|f| f.bytes).sum(),
+        files,
     };
     let json = serde_json::to_vec_pretty(&info).map_err(|e| invalid("snapshot", e.to_string()))?;
     let path = dest.join(SNAPSHOT_FILE);
-    std::fs::write(&path, json).map_err(|e| Error::io("cannot write", &path, e))?;
+    crate::layout::private_options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &json))
+        .map_err(|e| Error::io("cannot write", &path, e))?;
     sync_tree(dest)?;
     Ok(info)
 }
 
-/// Copies the folder `from` to `to` (which must not exist), file by file; returns the bytes
-/// copied. A file that disappears meanwhile is skipped: it belonged to no version the snapshot
-/// records.
-fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
-    std::fs::create_dir_all(to).map_err(|e| Error::io("cannot create", to, e))?;
-    let mut bytes = 0;
+/// Copies the folder `from` to `to` (which must not exist), file by file, files 0600 and
+/// folders 0700; records each file's size and digest in `sums` under `prefix/<path inside>`.
+/// A file that disappears meanwhile is skipped: it belonged to no version the snapshot records.
+fn copy_tree(
+    from: &Path,
+    to: &Path,
+    prefix: &str,
+    sums: &mut BTreeMap<String, FileSum>,
+) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(to)
+        .map_err(|e| Error::io("cannot create", to, e))?;
     let entries = std::fs::read_dir(from).map_err(|e| Error::io("cannot read", from, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("cannot read", from, e))?;
         let path = entry.path();
         let dest = to.join(entry.file_name());
+        let name = format!("{prefix}/{}", entry.file_name().to_string_lossy());
         let kind = entry
             .file_type()
             .map_err(|e| Error::io("cannot read", &path, e))?;
         if kind.is_dir() {
-            bytes += copy_tree(&path, &dest)?;
+            copy_tree(&path, &dest, &name, sums)?;
         } else if kind.is_file() {
-            match std::fs::copy(&path, &dest) {
-                Ok(n) => bytes += n,
+            match copy_file(&path, &dest) {
+                Ok(sum) => {
+                    sums.insert(name, sum);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io("cannot copy", &path, e)),
             }
         }
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// Copies one file to `to` (created 0600, must not exist), hashing what it copies.
+fn copy_file(from: &Path, to: &Path) -> std::io::Result<FileSum> {
+    use std::io::Write;
+    let source = std::fs::File::open(from)?;
+    let mut dest = crate::layout::private_options()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", to.display())))?;
+    let sum = digest(source, |chunk| dest.write_all(chunk))?;
+    dest.flush()?;
+    Ok(sum)
+}
+
+/// The size and digest of the file at `path`.
+fn sum_file(path: &Path) -> Result<FileSum> {
+    std::fs::File::open(path)
+        .and_then(|f| digest(f, |_| Ok(())))
+        .map_err(|e| Error::io("cannot read", path, e))
+}
+
+/// Reads `source` to its end in 1 MiB pieces, handing each to `each`; returns its size and
+/// SHA-256.
+fn digest(
+    mut source: std::fs::File,
+    mut each: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<FileSum> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        each(&buf[..n])?;
+        bytes += n as u64;
+    }
+    let sha256 = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(FileSum { bytes, sha256 })
+}
+
+/// Checks the files a restore copied (`copied`, by path inside the snapshot) against those the
+/// snapshot recorded under `prefix`.
+fn verify(
+    src: &Path,
+    info: &SnapshotInfo,
+    prefix: &str,
+    copied: &BTreeMap<String, FileSum>,
+) -> Result<()> {
+    for (name, want) in info.files.range(prefix.to_owned()..) {
+        if !name.starts_with(prefix) {
+            break;
+        }
+        match copied.get(name) {
+            None => return Err(damaged(src, name, "is missing")),
+            Some(got) if got.bytes != want.bytes => {
+                return Err(damaged(
+                    src,
+                    name,
+                    &format!(
+                        "is {} bytes, {} when the snapshot was taken",
+                        got.bytes, want.bytes
+                    ),
+                ))
+            }
+            Some(got) if got.sha256 != want.sha256 => {
+                return Err(damaged(
+                    src,
+                    name,
+                    "has changed since the snapshot was taken",
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn damaged(src: &Path, name: &str, what: &str) -> Error {
+    invalid(
+        "snapshot",
+        format!("{}: {name} {what}; it cannot be restored", src.display()),
+    )
 }
 
 /// fsyncs every file under `dir`, then the folders.
@@ -241,6 +373,26 @@ pub fn inspect(src: &Path) -> Result<(PathBuf, Option<SnapshotInfo>)> {
             ),
         ));
     }
+    for (name, want) in &info.files {
+        let path = name
+            .split('/')
+            .fold(src.to_path_buf(), |p, part| p.join(part));
+        match std::fs::metadata(&path) {
+            Err(_) => return Err(damaged(src, name, "is missing")),
+            Ok(m) if m.len() != want.bytes => {
+                return Err(damaged(
+                    src,
+                    name,
+                    &format!(
+                        "is {} bytes, {} when the snapshot was taken",
+                        m.len(),
+                        want.bytes
+                    ),
+                ))
+            }
+            Ok(_) => {}
+        }
+    }
     let db = src.join(OPS_DB_FILE);
     check(&db)?;
     for (table, version) in &info.lance_tables {
@@ -295,29 +447,20 @@ pub fn restore(data_dir: &DataDir, src: &Path) -> Result<Restored> {
     let _exclusive = data_dir.lock(true)?;
     finish_restore(data_dir)?;
     let target = data_dir.ops_db();
-
     let staged = sibling(&target, "restoring");
-    let _ = std::fs::remove_file(&staged);
-    std::fs::copy(&db, &staged).map_err(|e| Error::io("cannot copy snapshot to", &staged, e))?;
-    crate::layout::restrict_file(&staged)?;
-    std::fs::File::open(&staged)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("cannot sync", &staged, e))?;
-
     let staged_lance = data_dir.root().join(format!("{LANCE_DIR}.restoring"));
+    let unstage = || {
+        let _ = std::fs::remove_file(&staged);
+        let _ = std::fs::remove_dir_all(&staged_lance);
+    };
+    unstage();
     if staged_lance.exists() {
         std::fs::remove_dir_all(&staged_lance)
             .map_err(|e| Error::io("cannot remove", &staged_lance, e))?;
     }
-    if let Some(info) = &info {
-        let from = src.join(LANCE_DIR);
-        if from.is_dir() {
-            copy_tree(&from, &staged_lance)?;
-            for (table, version) in &info.lance_tables {
-                roll_back(&staged_lance.join(format!("{table}.lance")), *version)?;
-            }
-            sync_tree(&staged_lance)?;
-        }
+    if let Err(err) = stage(src, &db, info.as_ref(), &staged, &staged_lance) {
+        unstage();
+        return Err(err);
     }
     let marker = data_dir.root().join(RESTORE_MARKER);
     let plan: &[u8] = if staged_lance.exists() {
@@ -330,6 +473,42 @@ pub fn restore(data_dir: &DataDir, src: &Path) -> Result<Restored> {
     let restored = finish_restore(data_dir)?;
     tracing::info!(src = %src.display(), "snapshot restored");
     Ok(restored)
+}
+
+/// Copies the snapshot's database to `staged` and its memory folder to `staged_lance`, each
+/// file checked against what the snapshot recorded, and rolls each table back to its
+/// recorded version.
+fn stage(
+    src: &Path,
+    db: &Path,
+    info: Option<&SnapshotInfo>,
+    staged: &Path,
+    staged_lance: &Path,
+) -> Result<()> {
+    let sum = copy_file(db, staged).map_err(|e| Error::io("cannot copy snapshot to", staged, e))?;
+    std::fs::File::open(staged)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io("cannot sync", staged, e))?;
+    let Some(info) = info else {
+        return Ok(());
+    };
+    verify(
+        src,
+        info,
+        OPS_DB_FILE,
+        &BTreeMap::from([(OPS_DB_FILE.to_owned(), sum)]),
+    )?;
+    let from = src.join(LANCE_DIR);
+    if from.is_dir() {
+        let mut copied = BTreeMap::new();
+        copy_tree(&from, staged_lance, LANCE_DIR, &mut copied)?;
+        verify(src, info, &format!("{LANCE_DIR}/"), &copied)?;
+        for (table, version) in &info.lance_tables {
+            roll_back(&staged_lance.join(format!("{table}.lance")), *version)?;
+        }
+        sync_tree(staged_lance)?;
+    }
+    Ok(())
 }
 
 /// Removes the manifests of versions after `version` from a copied table, so that `version` is
@@ -493,7 +672,13 @@ pub fn check(path: &Path) -> Result<()> {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .map_err(|e| invalid(format!("{} is not a SQLite database: {e}", path.display())))?;
     if verdict != "ok" {
-        return Err(invalid(format!("{} is damaged: {verdict}", path.display())));
+        // SQLite lists every problem it found, one per line; the first says enough.
+        let first = verdict.lines().next().unwrap_or_default();
+        let first: String = first.chars().take(200).collect();
+        return Err(invalid(format!(
+            "{} is damaged (SQLite's integrity check: {first})",
+            path.display()
+        )));
     }
     let migrations: i64 = conn
         .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))

@@ -198,6 +198,114 @@ async fn an_interrupted_restore_is_finished_by_the_next_open() {
     assert_eq!((report.versions, report.complete), (1, 1), "{report:?}");
 }
 
+/// Every file under `dir`, by path.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_snapshot_with_a_file_missing_or_changed_is_refused_and_nothing_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(dir.path().join("data"));
+    let memory = open(&data).await;
+    for i in 0..3 {
+        let text = format!("Service {i} keeps card numbers in vault {i}.");
+        memory
+            .put_artifact(&record(&format!("DOC-{i}"), &text), &WordEmbedder)
+            .await
+            .unwrap();
+    }
+    let ops = OpsStore::open(&data, &OpsOptions::default(), &[])
+        .await
+        .unwrap();
+    let snap = dir.path().join("snap");
+    let info = snapshot::backup(&ops, &snap).await.unwrap();
+    let files = files_under(&snap);
+    // Every file but the description is recorded, and private whatever the umask.
+    assert_eq!(info.files.len(), files.len() - 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let open: Vec<_> = files.iter().filter(|f| mode(f) != 0o600).collect();
+        assert!(open.is_empty(), "not 0600: {open:?}");
+        let table = snap.join("lance").join("chunks.lance");
+        assert_eq!((mode(&table), mode(&table.join("data"))), (0o700, 0o700));
+    }
+    memory
+        .put_artifact(&record("DOC-0", "Service 0 now tokenizes."), &WordEmbedder)
+        .await
+        .unwrap();
+    drop((memory, ops));
+
+    let data_file = files
+        .iter()
+        .find(|f| {
+            f.extension().is_some_and(|e| e == "lance")
+                && f.to_string_lossy().contains("chunks.lance/data")
+        })
+        .unwrap()
+        .clone();
+    let original = std::fs::read(&data_file).unwrap();
+    let after_refusal = |why: &str| {
+        let root = data.root();
+        assert!(
+            !root.join("vigil.db-restoring").exists(),
+            "{why}: staged database left"
+        );
+        assert!(
+            !root.join("lance.restoring").exists(),
+            "{why}: staged memory left"
+        );
+        assert!(!root.join(snapshot::RESTORE_MARKER).exists(), "{why}");
+    };
+
+    // A data file deleted: refused before anything is copied.
+    std::fs::remove_file(&data_file).unwrap();
+    let err = snapshot::restore(&data, &snap).unwrap_err().to_string();
+    assert!(err.contains("is missing"), "{err}");
+    after_refusal("missing");
+
+    // The same length, other bytes: found while copying, and the staged copies removed.
+    let mut changed = original.clone();
+    changed[0] ^= 0xff;
+    std::fs::write(&data_file, &changed).unwrap();
+    let err = snapshot::restore(&data, &snap).unwrap_err().to_string();
+    assert!(
+        err.contains("has changed since the snapshot was taken"),
+        "{err}"
+    );
+    after_refusal("changed");
+
+    // Cut short.
+    std::fs::write(&data_file, &original[..original.len() / 2]).unwrap();
+    let err = snapshot::restore(&data, &snap).unwrap_err().to_string();
+    assert!(err.contains("bytes"), "{err}");
+    after_refusal("short");
+
+    // The live stores were left as they were: DOC-0 still at its second version.
+    let memory = open(&data).await;
+    assert_eq!(memory.latest_version("DOC-0").await.unwrap().unwrap().0, 2);
+    drop(memory);
+
+    // Put back, the snapshot restores.
+    std::fs::write(&data_file, &original).unwrap();
+    snapshot::restore(&data, &snap).unwrap();
+    let memory = open(&data).await;
+    assert_eq!(memory.latest_version("DOC-0").await.unwrap().unwrap().0, 1);
+    let report = memory.check().await.unwrap();
+    assert_eq!((report.versions, report.complete), (3, 3), "{report:?}");
+}
+
 #[tokio::test]
 async fn memory_an_older_release_kept_in_sqlite_moves_into_lancedb() {
     let dir = tempfile::tempdir().unwrap();
