@@ -391,6 +391,12 @@ pub struct NewDecision {
     /// Text the decision is matched against by meaning (defaults to the finding's text, or the
     /// rationale).
     pub context: Option<String>,
+    /// The team whose artifacts it applies to (all teams when absent; a decision on a finding
+    /// takes its artifact's team).
+    pub team: Option<String>,
+    /// The project whose artifacts it applies to (all when absent; a decision on a finding takes
+    /// its artifact's project).
+    pub project: Option<String>,
 }
 
 /// A recorded decision.
@@ -474,8 +480,8 @@ async fn build_decision(state: &AppState, new: NewDecision) -> Result<Decision> 
         artifact_id: None,
         external_key: None,
         tool: None,
-        team: None,
-        project: None,
+        team: new.team.filter(|t| !t.trim().is_empty()),
+        project: new.project.filter(|p| !p.trim().is_empty()),
         context: new.context.clone().unwrap_or_default(),
         rationale: new.rationale,
         owner: new.owner,
@@ -654,13 +660,14 @@ pub async fn get_decision(
 pub struct SearchParams {
     /// Words or a question.
     pub q: String,
-    /// Team (artifact chunks).
+    /// Team: passages and findings of its artifacts, decisions naming it or no team.
     pub team: Option<String>,
-    /// Project (artifact chunks).
+    /// Project: passages and findings of its artifacts, decisions naming it or no project.
     pub project: Option<String>,
-    /// Source format (artifact chunks).
+    /// Source format: passages and findings of its artifacts, decisions naming it or none.
     pub tool: Option<String>,
-    /// Only artifact versions recorded on or after this day, `YYYY-MM-DD`.
+    /// Only artifact versions recorded, findings first raised and decisions made on or after
+    /// this day, `YYYY-MM-DD`.
     pub since: Option<String>,
     /// At most this many of each kind (default 10, at most 50).
     pub limit: Option<usize>,

@@ -9,6 +9,7 @@
 //! applies: a decision on the same fingerprint and a rule-on-component decision (by component
 //! name); patterns and precedents, which need similarity, do not.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -801,9 +802,10 @@ impl ReviewStore for SqliteReviews {
 }
 
 impl SqliteReviews {
-    /// Chunks by hybrid search, findings by shared words, decisions by hybrid search. Without
-    /// an embedder every vector is zero and the vector ranking says nothing, so only hits the
-    /// full-text side found are kept.
+    /// Chunks by hybrid search; findings by hybrid search of their texts fused with a match of
+    /// the words on their title, rule and artifact title (so that a rule id finds its
+    /// findings); decisions by hybrid search. Without an embedder every vector is zero and the
+    /// vector ranking says nothing, so only hits a word match found are kept.
     async fn search_memory(&self, query: SearchQuery) -> Result<SearchHits> {
         let vector = self
             .embedder
@@ -818,12 +820,48 @@ impl SqliteReviews {
             chunks.retain(|c| c.text_rank.is_some());
         }
 
-        let (text, limit) = (query.text.clone(), query.limit);
-        let rows = self
-            .ops
-            .call(move |c| reviews::search_findings(c, &text, limit))
+        let mut hybrid = self
+            .memory
+            .search_findings(&query.text, &vector, &query.filter, query.limit * 2)
             .await?;
-        let findings = rows.into_iter().map(finding_record).collect();
+        if !self.has_embedder {
+            hybrid.retain(|h| h.text_rank.is_some());
+        }
+        let (text, filter, limit) = (query.text.clone(), query.filter.clone(), query.limit);
+        let findings = self
+            .ops
+            .call(move |c| {
+                let by_words = reviews::search_findings(c, &text, &filter, limit * 2)?;
+                let key =
+                    |artifact: &str, fingerprint: &str| format!("{artifact}\u{1f}{fingerprint}");
+                let word_keys: Vec<String> = by_words
+                    .iter()
+                    .map(|r| key(&r.artifact_id, &r.finding.id))
+                    .collect();
+                let hybrid_keys: Vec<String> = hybrid
+                    .iter()
+                    .map(|h| key(&h.artifact_id, &h.fingerprint))
+                    .collect();
+                let mut rows: HashMap<String, reviews::FindingRow> =
+                    word_keys.iter().cloned().zip(by_words).collect();
+                let fused = vigil_store::memory::fuse(&[&hybrid_keys, &word_keys]);
+                let wanted: Vec<(String, String)> = fused
+                    .iter()
+                    .filter(|(k, _)| !rows.contains_key(k))
+                    .filter_map(|(k, _)| k.split_once('\u{1f}'))
+                    .map(|(a, f)| (a.to_owned(), f.to_owned()))
+                    .collect();
+                for row in reviews::findings_by_keys(c, &wanted, &filter)? {
+                    rows.insert(key(&row.artifact_id, &row.finding.id), row);
+                }
+                Ok(fused
+                    .into_iter()
+                    .filter_map(|(k, _)| rows.remove(&k))
+                    .take(limit)
+                    .map(finding_record)
+                    .collect::<Vec<_>>())
+            })
+            .await?;
 
         let mut decisions = Vec::new();
         for (d, score) in self
@@ -833,7 +871,10 @@ impl SqliteReviews {
         {
             let kind_ok =
                 query.decision_kinds.is_empty() || query.decision_kinds.contains(&d.decision.kind);
-            if kind_ok && (self.has_embedder || shares_words(&query.text, &d.decision)) {
+            if kind_ok
+                && d.decision.within(&query.filter)
+                && (self.has_embedder || shares_words(&query.text, &d.decision))
+            {
                 decisions.push((d.decision, score));
             }
             if decisions.len() >= query.limit {

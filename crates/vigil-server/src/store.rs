@@ -454,7 +454,7 @@ pub trait ReviewStore: Send + Sync + 'static {
 pub struct SearchQuery {
     /// The words or question.
     pub text: String,
-    /// Team, project, tool and time filters (chunks only).
+    /// Team, project, tool and time filters, on passages, findings and decisions alike.
     pub filter: SearchFilter,
     /// At most this many of each kind.
     pub limit: usize,

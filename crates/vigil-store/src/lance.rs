@@ -292,7 +292,7 @@ impl Tables {
                     .await?;
                 created = true;
             }
-            if name == CHUNKS && !has("text") {
+            if (name == CHUNKS || name == FINDINGS) && !has("text") {
                 table
                     .create_index(&["text"], Index::FTS(FtsIndexBuilder::default()))
                     .replace(true)

@@ -94,13 +94,7 @@ impl DataDir {
     /// exclusive (a restore); the lock lasts as long as the returned file is open.
     pub(crate) fn lock(&self, exclusive: bool) -> Result<std::fs::File> {
         let path = self.lock_file();
-        let file = private_options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open", &path, e))?;
-        restrict_file(&path)?;
+        let file = open_lock(&path)?;
         let taken = if exclusive {
             file.try_lock()
         } else {
@@ -123,12 +117,7 @@ impl DataDir {
     /// exclusive holder; exclusive without waiting, `None` when a snapshot holds it.
     pub(crate) fn prune_lock(&self, exclusive: bool) -> Result<Option<std::fs::File>> {
         let path = self.prune_lock_file();
-        let file = private_options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io("cannot open", &path, e))?;
+        let file = open_lock(&path)?;
         if !exclusive {
             // A snapshot waits for a prune in progress (they are short).
             file.lock_shared()
@@ -146,6 +135,18 @@ impl DataDir {
     pub fn lance_dir(&self) -> PathBuf {
         self.root.join(LANCE_DIR)
     }
+}
+
+/// Opens (creating when missing) a lock file, 0600 on Unix.
+fn open_lock(path: &Path) -> Result<std::fs::File> {
+    let file = private_options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io("cannot open", path, e))?;
+    restrict_file(path)?;
+    Ok(file)
 }
 
 /// Options that create a file 0600 on Unix.

@@ -54,7 +54,7 @@ pub use decisions::{Decision, DecisionKind, DecisionScope};
 pub use embed::TextEmbedder;
 pub use error::{Error, Result};
 pub use layout::DataDir;
-pub use memory::{ArtifactRecord, Memory, PutOutcome, SearchFilter};
+pub use memory::{ArtifactRecord, FindingHit, Memory, PutOutcome, SearchFilter};
 pub use migrate::Migration;
 pub use ops::{OpsOptions, OpsStore};
 pub use recall::{recall, RecallConfig, RecallContext};

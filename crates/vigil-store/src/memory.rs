@@ -219,6 +219,13 @@ impl SearchFilter {
     /// The filter as a LanceDB predicate over chunk rows, searchable (latest) rows only.
     fn predicate(&self) -> String {
         let mut terms = vec!["latest = true".to_owned()];
+        terms.extend(self.terms());
+        terms.join(" AND ")
+    }
+
+    /// The filter's terms over rows with `team`, `project`, `tool` and `created_at` columns.
+    fn terms(&self) -> Vec<String> {
+        let mut terms = Vec::new();
         for (column, value) in [
             ("team", &self.team),
             ("project", &self.project),
@@ -234,8 +241,24 @@ impl SearchFilter {
         if let Some(t) = self.until_ms {
             terms.push(format!("created_at < {t}"));
         }
-        terms.join(" AND ")
+        terms
     }
+}
+
+/// One finding found by [`Memory::search_findings`]: a finding of an artifact's latest
+/// committed version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingHit {
+    /// The artifact.
+    pub artifact_id: String,
+    /// The finding's fingerprint.
+    pub fingerprint: String,
+    /// Fused score (higher is better).
+    pub score: f32,
+    /// Rank in the vector results (1-based), when there.
+    pub vector_rank: Option<usize>,
+    /// Rank in the full-text results (1-based), when there.
+    pub text_rank: Option<usize>,
 }
 
 /// One chunk found by [`Memory::search_chunks`].
@@ -313,6 +336,13 @@ impl Committed {
     fn is_latest(&self, artifact: &str, commit: &str) -> bool {
         self.latest.get(artifact).is_some_and(|(_, c)| c == commit)
     }
+
+    /// Whether `version` is the latest committed version of `artifact`.
+    fn is_latest_version(&self, artifact: &str, version: u32) -> bool {
+        self.latest
+            .get(artifact)
+            .is_some_and(|(v, _)| *v == version)
+    }
 }
 
 /// Institutional memory: LanceDB tables beside the operational store.
@@ -327,6 +357,8 @@ pub struct Memory {
     writes: Arc<AtomicUsize>,
     /// Whether the chunks' full-text index is known to exist.
     fts_ready: Arc<AtomicBool>,
+    /// Whether the findings' full-text index is known to exist.
+    findings_fts_ready: Arc<AtomicBool>,
 }
 
 impl Memory {
@@ -340,6 +372,7 @@ impl Memory {
             committed: Arc::new(Mutex::new(Committed::default())),
             writes: Arc::new(AtomicUsize::new(0)),
             fts_ready: Arc::new(AtomicBool::new(false)),
+            findings_fts_ready: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -477,22 +510,16 @@ impl Memory {
                         self.dims
                     )));
                 }
-                chunk_batch.push(&[
-                    Value::Int(chunk_id(commit, c)),
-                    Value::Text(&record.artifact_id),
-                    Value::Int(i64::from(*version)),
-                    Value::Text(commit),
-                    Value::Int(c as i64),
-                    Value::Text(&record.tool),
-                    Value::Maybe(record.team.as_deref()),
-                    Value::Maybe(record.project.as_deref()),
-                    Value::Int(record.created_at_ms),
-                    Value::Text(heading),
-                    Value::Text(text),
-                    Value::Text(&text_hash),
-                    Value::Bool(true),
-                    Value::Vector(vector),
-                ])?;
+                push_chunk(
+                    &mut chunk_batch,
+                    record,
+                    *version,
+                    commit,
+                    c,
+                    (heading, text, &text_hash),
+                    true,
+                    vector,
+                )?;
             }
             outcomes[*o].embedded = embedded;
             outcomes[*o].reused = chunks.len() - embedded;
@@ -883,9 +910,15 @@ impl Memory {
         Ok(report)
     }
 
-    /// Makes sure the chunks' full-text index exists before a full-text search.
-    async fn ensure_fts(&self, tables: &Tables) -> Result<bool> {
-        if self.fts_ready.load(Ordering::Relaxed) {
+    /// Makes sure the full-text index of `table` (chunks or findings) exists before a
+    /// full-text search of it; `ready` remembers that it does.
+    async fn ensure_fts(
+        &self,
+        tables: &Tables,
+        table: &lancedb::Table,
+        ready: &AtomicBool,
+    ) -> Result<bool> {
+        if ready.load(Ordering::Relaxed) {
             return Ok(true);
         }
         let has = |indices: &[lancedb::index::IndexConfig]| {
@@ -893,16 +926,16 @@ impl Memory {
                 .iter()
                 .any(|i| i.columns.iter().any(|c| c == "text"))
         };
-        if !has(&tables.chunks.list_indices().await?) {
-            if tables.chunks.count_rows(None).await? == 0 {
+        if !has(&table.list_indices().await?) {
+            if table.count_rows(None).await? == 0 {
                 return Ok(false);
             }
             tables.upkeep(false).await?;
-            if !has(&tables.chunks.list_indices().await?) {
+            if !has(&table.list_indices().await?) {
                 return Ok(false);
             }
         }
-        self.fts_ready.store(true, Ordering::Relaxed);
+        ready.store(true, Ordering::Relaxed);
         Ok(true)
     }
 
@@ -943,7 +976,11 @@ impl Memory {
             Ok::<_, Error>(batches)
         };
         let by_text = async {
-            if fts_terms(text).is_none() || !self.ensure_fts(tables).await? {
+            if fts_terms(text).is_none()
+                || !self
+                    .ensure_fts(tables, &tables.chunks, &self.fts_ready)
+                    .await?
+            {
                 return Ok(Vec::new());
             }
             let stream = tables
@@ -1026,6 +1063,126 @@ impl Memory {
             .collect())
     }
 
+    /// Hybrid search over the findings of each artifact's latest committed version: the `limit`
+    /// best by reciprocal rank fusion of a full-text (BM25) and a vector (cosine) ranking of
+    /// their texts, both narrowed by `filter` before ranking.
+    pub async fn search_findings(
+        &self,
+        text: &str,
+        vector: &[f32],
+        filter: &SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<FindingHit>> {
+        if vector.len() != self.dims {
+            return Err(Error::Embedding(format!(
+                "query vector of {} dimensions, expected {}",
+                vector.len(),
+                self.dims
+            )));
+        }
+        let tables = self.tables().await?;
+        let depth = (limit * 4).max(20);
+        let terms = filter.terms();
+        let predicate = (!terms.is_empty()).then(|| terms.join(" AND "));
+        let columns = ["artifact_id", "version", "fingerprint"];
+
+        let by_vector = async {
+            let mut query = tables
+                .findings
+                .query()
+                .nearest_to(vector)?
+                .distance_type(DistanceType::Cosine);
+            if let Some(p) = &predicate {
+                query = query.only_if(p.clone());
+            }
+            let stream = query
+                .select(Select::columns(&columns))
+                .limit(depth)
+                .execute()
+                .await?;
+            let batches: Vec<_> = stream.try_collect().await?;
+            Ok::<_, Error>(batches)
+        };
+        let by_text = async {
+            if fts_terms(text).is_none()
+                || !self
+                    .ensure_fts(tables, &tables.findings, &self.findings_fts_ready)
+                    .await?
+            {
+                return Ok(Vec::new());
+            }
+            let mut query = tables
+                .findings
+                .query()
+                .full_text_search(FullTextSearchQuery::new(text.to_owned()));
+            if let Some(p) = &predicate {
+                query = query.only_if(p.clone());
+            }
+            let stream = query
+                .select(Select::columns(&columns))
+                .limit(depth)
+                .execute()
+                .await?;
+            let batches: Vec<_> = stream.try_collect().await?;
+            Ok::<_, Error>(batches)
+        };
+        let (by_vector, by_text) = futures::try_join!(by_vector, by_text)?;
+
+        let committed = Arc::clone(&self.committed);
+        self.ops
+            .call(move |c| {
+                committed
+                    .lock()
+                    .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?
+                    .refresh(c)
+            })
+            .await?;
+        let committed = self
+            .committed
+            .lock()
+            .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?;
+        // Keys are `artifact id` and `fingerprint` joined by a unit separator.
+        let ranked = |batches: &[arrow_array::RecordBatch]| -> Result<Vec<String>> {
+            let mut keys = Vec::new();
+            for b in batches {
+                let (artifact, version, fingerprint) = (
+                    lance::strings(b, "artifact_id")?,
+                    lance::ints(b, "version")?,
+                    lance::strings(b, "fingerprint")?,
+                );
+                for i in 0..b.num_rows() {
+                    if !committed.is_latest_version(artifact.value(i), version.value(i) as u32) {
+                        continue;
+                    }
+                    let key = format!("{}\u{1f}{}", artifact.value(i), fingerprint.value(i));
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+            Ok(keys)
+        };
+        let vector_keys = ranked(&by_vector)?;
+        let text_keys = ranked(&by_text)?;
+        drop(committed);
+
+        let rank = |list: &[String], key: &str| list.iter().position(|x| x == key).map(|p| p + 1);
+        Ok(fuse(&[&vector_keys, &text_keys])
+            .into_iter()
+            .take(limit)
+            .filter_map(|(key, score)| {
+                let (artifact_id, fingerprint) = key.split_once('\u{1f}')?;
+                Some(FindingHit {
+                    artifact_id: artifact_id.to_owned(),
+                    fingerprint: fingerprint.to_owned(),
+                    score,
+                    vector_rank: rank(&vector_keys, &key),
+                    text_rank: rank(&text_keys, &key),
+                })
+            })
+            .collect())
+    }
+
     /// Embeddings of one committed version's chunks, by the hash of their text.
     pub(crate) async fn chunk_vectors(&self, commit: &str) -> Result<HashMap<String, Vec<f32>>> {
         let tables = self.tables().await?;
@@ -1091,6 +1248,37 @@ fn push_artifact(
         Value::Maybe(record.project.as_deref()),
         Value::Maybe(record.due_date.as_deref()),
         Value::Int(record.created_at_ms),
+    ])
+}
+
+/// Appends the `chunks` row of chunk `ordinal` of one version: its (heading, text, text hash),
+/// whether it is searchable (of the latest version) and its embedding.
+#[allow(clippy::too_many_arguments)]
+fn push_chunk(
+    rows: &mut Rows,
+    record: &ArtifactRecord,
+    version: u32,
+    commit: &str,
+    ordinal: usize,
+    (heading, text, text_hash): (&str, &str, &str),
+    latest: bool,
+    vector: &[f32],
+) -> Result<()> {
+    rows.push(&[
+        Value::Int(chunk_id(commit, ordinal)),
+        Value::Text(&record.artifact_id),
+        Value::Int(i64::from(version)),
+        Value::Text(commit),
+        Value::Int(ordinal as i64),
+        Value::Text(&record.tool),
+        Value::Maybe(record.team.as_deref()),
+        Value::Maybe(record.project.as_deref()),
+        Value::Int(record.created_at_ms),
+        Value::Text(heading),
+        Value::Text(text),
+        Value::Text(text_hash),
+        Value::Bool(latest),
+        Value::Vector(vector),
     ])
 }
 
@@ -1235,22 +1423,16 @@ async fn move_from_sqlite(ops: &OpsStore, tables: &Tables, dims: usize) -> Resul
             continue;
         };
         let text_hash = hash_of(text);
-        chunk_batch.push(&[
-            Value::Int(chunk_id(commit, *ordinal)),
-            Value::Text(artifact),
-            Value::Int(i64::from(*version)),
-            Value::Text(commit),
-            Value::Int(*ordinal as i64),
-            Value::Text(&a.tool),
-            Value::Maybe(a.team.as_deref()),
-            Value::Maybe(a.project.as_deref()),
-            Value::Int(a.created_at_ms),
-            Value::Text(heading),
-            Value::Text(text),
-            Value::Text(&text_hash),
-            Value::Bool(latest.get(artifact.as_str()) == Some(version)),
-            Value::Vector(&from_blob(vector)),
-        ])?;
+        push_chunk(
+            &mut chunk_batch,
+            a,
+            *version,
+            commit,
+            *ordinal,
+            (heading, text, &text_hash),
+            latest.get(artifact.as_str()) == Some(version),
+            &from_blob(vector),
+        )?;
     }
     if !artifacts.is_empty() {
         tables

@@ -1121,8 +1121,14 @@ pub fn artifact_text(conn: &Connection, artifact_id: &str, version: u32) -> Resu
 }
 
 /// Findings of latest reviews whose title, rule or artifact title hold the query's words, most
-/// words first, then highest score; at most `limit`.
-pub fn search_findings(conn: &Connection, text: &str, limit: usize) -> Result<Vec<FindingRow>> {
+/// words first, then highest score; at most `limit`. `filter` narrows them to an artifact's
+/// team, project and tool, and to findings first raised within its time range.
+pub fn search_findings(
+    conn: &Connection,
+    text: &str,
+    filter: &crate::SearchFilter,
+    limit: usize,
+) -> Result<Vec<FindingRow>> {
     let terms: Vec<String> = text
         .split(|c: char| !c.is_alphanumeric() && c != '-')
         .filter(|w| w.len() > 2)
@@ -1134,19 +1140,74 @@ pub fn search_findings(conn: &Connection, text: &str, limit: usize) -> Result<Ve
     }
     let hay = "lower(f.title || ' ' || f.rule || ' ' || f.artifact_title)";
     let hits: Vec<String> = terms.iter().map(|_| format!("({hay} LIKE ?)")).collect();
+    let (narrow, narrow_values) = narrowing(filter);
     let sql = format!(
         "SELECT {FINDING_COLUMNS} FROM srv_findings f {FINDING_JOINS} \
-         WHERE ({any}) ORDER BY ({sum}) DESC, f.score DESC LIMIT {limit}",
+         WHERE ({any}){narrow} ORDER BY ({sum}) DESC, f.score DESC LIMIT {limit}",
         any = hits.join(" OR "),
         sum = hits.join(" + "),
     );
     let mut values: Vec<Value> = terms.iter().cloned().map(Value::Text).collect();
+    values.extend(narrow_values);
     values.extend(terms.into_iter().map(Value::Text));
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
         .query_map(params_from_iter(values.iter()), finding_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter().map(RawFinding::parse).collect()
+}
+
+/// The findings with the given artifact ids and fingerprints that `filter` admits (see
+/// [`search_findings`]), in the order given; those not stored are left out.
+pub fn findings_by_keys(
+    conn: &Connection,
+    keys: &[(String, String)],
+    filter: &crate::SearchFilter,
+) -> Result<Vec<FindingRow>> {
+    let (narrow, narrow_values) = narrowing(filter);
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {FINDING_COLUMNS} FROM srv_findings f {FINDING_JOINS} \
+         WHERE f.artifact_id = ? AND f.fingerprint = ?{narrow}"
+    ))?;
+    let mut out = Vec::new();
+    for (artifact, fingerprint) in keys {
+        let mut values = vec![
+            Value::Text(artifact.clone()),
+            Value::Text(fingerprint.clone()),
+        ];
+        values.extend(narrow_values.iter().cloned());
+        let row = stmt
+            .query_row(params_from_iter(values.iter()), finding_row)
+            .optional()?;
+        if let Some(row) = row {
+            out.push(RawFinding::parse(row)?);
+        }
+    }
+    Ok(out)
+}
+
+/// `filter` as SQL terms over `srv_findings f` (each ` AND ...`) and their values: the
+/// artifact's team, project and tool, and when the finding was first raised.
+fn narrowing(filter: &crate::SearchFilter) -> (String, Vec<Value>) {
+    let mut narrow = String::new();
+    let mut values = Vec::new();
+    for (column, value) in [
+        ("f.team", &filter.team),
+        ("f.project", &filter.project),
+        ("f.tool", &filter.tool),
+    ] {
+        if let Some(v) = value {
+            narrow.push_str(&format!(" AND {column} = ?"));
+            values.push(Value::Text(v.clone()));
+        }
+    }
+    for (op, value) in [(">=", filter.since_ms), ("<", filter.until_ms)] {
+        if let Some(t) = value {
+            narrow.push_str(&format!(" AND f.first_seen_ms {op} ?"));
+            values.push(Value::Integer(t));
+        }
+    }
+    (narrow, values)
 }
 
 /// Figures of one team.

@@ -201,6 +201,55 @@ async fn search_guidance_and_dashboard() {
 
     let found = get(&s, "/api/v1/search?q=partner%20webhooks&tool=markdown").await;
     assert!(!found["chunks"].as_array().unwrap().is_empty(), "{found}");
+
+    // The filters narrow findings and decisions as they narrow passages.
+    let findings = get(&s, "/api/v1/findings?limit=1").await;
+    let title = findings["items"][0]["finding"]["title"].as_str().unwrap();
+    let words: String = title
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, _) = post(
+        &s,
+        "/api/v1/decisions",
+        json!({"kind": "approved_pattern", "scope": "pattern", "team": "identity",
+               "rationale": format!("{title}: calls between services use mTLS through the mesh")}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let count = |hits: &serde_json::Value, kind: &str| hits[kind].as_array().unwrap().len();
+    let all = get(&s, &format!("/api/v1/search?q={words}")).await;
+    assert!(
+        count(&all, "findings") > 0 && count(&all, "decisions") == 1,
+        "{all}"
+    );
+    let markdown = get(&s, &format!("/api/v1/search?q={words}&tool=markdown")).await;
+    assert!(count(&markdown, "findings") > 0, "{markdown}");
+    let jira = get(&s, &format!("/api/v1/search?q={words}&tool=jira")).await;
+    assert_eq!(
+        (count(&jira, "chunks"), count(&jira, "findings")),
+        (0, 0),
+        "{jira}"
+    );
+    assert_eq!(
+        count(&jira, "decisions"),
+        1,
+        "a decision naming no tool holds for all"
+    );
+    let payments = get(&s, &format!("/api/v1/search?q={words}&team=payments")).await;
+    assert_eq!(count(&payments, "decisions"), 0, "{payments}");
+    assert_eq!(count(&payments, "findings"), 0, "the design names no team");
+    let identity = get(&s, &format!("/api/v1/search?q={words}&team=identity")).await;
+    assert_eq!(count(&identity, "decisions"), 1, "{identity}");
+    let future = get(&s, &format!("/api/v1/search?q={words}&since=2999-01-01")).await;
+    assert_eq!(
+        (count(&future, "findings"), count(&future, "decisions")),
+        (0, 0),
+        "{future}"
+    );
     let (status, _) = post(&s, "/api/v1/guidance", json!({"task": " "})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, guidance) = post(&s, "/api/v1/guidance", json!({"task": design()})).await;

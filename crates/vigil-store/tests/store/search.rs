@@ -150,3 +150,71 @@ async fn search_sees_only_latest_versions_and_writes_from_another_connection() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn finding_search_sees_the_latest_version_and_its_filters() {
+    let s = stores().await.unwrap();
+    let embedder = embedder().unwrap();
+    let (r1, rec1) = crate::analyze("checkout-v1.md", "docs/checkout.md").unwrap();
+    let (r2, rec2) = crate::analyze("checkout-v2.md", "docs/checkout.md").unwrap();
+    s.memory.put_artifact(&rec1, &embedder).await.unwrap();
+    s.memory
+        .add_findings(&rec1, 1, &r1.findings, &embedder)
+        .await
+        .unwrap();
+    let latest: Vec<&str> = r2.findings.iter().map(|f| f.id.as_str()).collect();
+    let gone: Vec<&vigil_core::Finding> = r1
+        .findings
+        .iter()
+        .filter(|f| !latest.contains(&f.id.as_str()))
+        .collect();
+    let new: Vec<&vigil_core::Finding> = r2
+        .findings
+        .iter()
+        .filter(|f| !r1.findings.iter().any(|g| g.id == f.id))
+        .collect();
+    assert!(
+        !gone.is_empty() && !new.is_empty(),
+        "the fixtures' designs differ"
+    );
+
+    // Before the second version: a gone finding is found by its own words.
+    let search = |q: String, filter: SearchFilter| {
+        let memory = s.memory.clone();
+        let v = embedder.embed(&[q.as_str()]).unwrap().remove(0);
+        async move { memory.search_findings(&q, &v, &filter, 5).await.unwrap() }
+    };
+    let gone_text = vigil_store::decisions::finding_text(gone[0]);
+    let hits = search(gone_text.clone(), SearchFilter::default()).await;
+    assert_eq!(hits[0].fingerprint, gone[0].id, "{hits:#?}");
+    assert!(hits[0].vector_rank.is_some() && hits[0].text_rank.is_some());
+
+    s.memory.put_artifact(&rec2, &embedder).await.unwrap();
+    s.memory
+        .add_findings(&rec2, 2, &r2.findings, &embedder)
+        .await
+        .unwrap();
+    // After it: only the second version's findings, the new one first for its own words.
+    let hits = search(gone_text, SearchFilter::default()).await;
+    assert!(
+        hits.iter()
+            .all(|h| latest.contains(&h.fingerprint.as_str())),
+        "{hits:#?}"
+    );
+    let new_text = vigil_store::decisions::finding_text(new[0]);
+    let hits = search(new_text.clone(), SearchFilter::default()).await;
+    assert_eq!(hits[0].fingerprint, new[0].id, "{hits:#?}");
+    assert_eq!(hits[0].artifact_id, rec2.artifact_id);
+
+    // Filters narrow before ranking.
+    let other_team = SearchFilter {
+        team: Some("payments".to_owned()),
+        ..SearchFilter::default()
+    };
+    assert!(search(new_text.clone(), other_team).await.is_empty());
+    let its_tool = SearchFilter {
+        tool: Some(rec2.tool.clone()),
+        ..SearchFilter::default()
+    };
+    assert_eq!(search(new_text, its_tool).await[0].fingerprint, new[0].id);
+}
