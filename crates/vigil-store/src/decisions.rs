@@ -130,6 +130,21 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// Whether a search narrowed by `filter` should show this decision: one that names a team,
+    /// project or tool shows only under that one (one that names none holds everywhere), and
+    /// it must have been made within the filter's time range.
+    pub fn within(&self, filter: &crate::SearchFilter) -> bool {
+        let holds = |own: &Option<String>, wanted: &Option<String>| match (own, wanted) {
+            (Some(own), Some(wanted)) => own == wanted,
+            _ => true,
+        };
+        holds(&self.team, &filter.team)
+            && holds(&self.project, &filter.project)
+            && holds(&self.tool, &filter.tool)
+            && filter.since_ms.is_none_or(|t| self.created_at_ms >= t)
+            && filter.until_ms.is_none_or(|t| self.created_at_ms < t)
+    }
+
     /// The text embedded for matching.
     pub fn matching_text(&self) -> &str {
         if self.context.trim().is_empty() {
@@ -230,26 +245,64 @@ pub fn finding_text(f: &Finding) -> String {
     format!("{} on {}. {}", f.title, f.element_name, evidence.join(" "))
 }
 
+/// What [`Memory::add_decisions`] did with the decisions it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecisionsStored {
+    /// Decisions with an id not stored before.
+    pub added: usize,
+    /// Ids of stored decisions that were replaced by different ones.
+    pub replaced: Vec<String>,
+    /// Decisions already stored as given (but for when they were recorded): left as they were.
+    pub unchanged: usize,
+}
+
 impl Memory {
-    /// Stores decisions (replacing any with the same id), embedding their matching texts in one
-    /// batch, in one commit of the `decisions` table.
+    /// Stores decisions, embedding their matching texts in one batch, in one commit of the
+    /// `decisions` table. One with the id of a stored decision replaces it when it differs
+    /// (keeping when the stored one was made) and is left out when it is the same; the answer
+    /// says which, so that an import does not replace decisions unseen.
     pub async fn add_decisions(
         &self,
         decisions: &[Decision],
         embedder: &dyn TextEmbedder,
-    ) -> Result<()> {
+    ) -> Result<DecisionsStored> {
+        let mut stored = DecisionsStored::default();
         if decisions.is_empty() {
-            return Ok(());
+            return Ok(stored);
         }
-        let texts: Vec<&str> = decisions.iter().map(Decision::matching_text).collect();
-        let vectors = embedder.embed(&texts)?;
-        let mut rows = Rows::new(lance::decisions_schema(self.dimensions()));
         // The last of several decisions with one id wins, as if stored one after the other.
         let mut seen = std::collections::HashSet::new();
-        for (d, v) in decisions.iter().zip(&vectors).rev() {
-            if !seen.insert(d.id.as_str()) {
-                continue;
+        let mut latest: Vec<Decision> = decisions
+            .iter()
+            .rev()
+            .filter(|d| seen.insert(d.id.as_str()))
+            .cloned()
+            .collect();
+        latest.reverse();
+        let before = self.decisions_by_id(&latest).await?;
+        let mut fresh = Vec::new();
+        for mut d in latest {
+            match before.get(&d.id) {
+                None => stored.added += 1,
+                Some(old) => {
+                    let made = old.created_at_ms;
+                    d.created_at_ms = made;
+                    if *old == d {
+                        stored.unchanged += 1;
+                        continue;
+                    }
+                    stored.replaced.push(d.id.clone());
+                }
             }
+            fresh.push(d);
+        }
+        if fresh.is_empty() {
+            return Ok(stored);
+        }
+        let texts: Vec<&str> = fresh.iter().map(Decision::matching_text).collect();
+        let vectors = embedder.embed(&texts)?;
+        let mut rows = Rows::new(lance::decisions_schema(self.dimensions()));
+        for (d, v) in fresh.iter().zip(&vectors) {
             let body = serde_json::to_string(d).map_err(|e| Error::Invalid {
                 what: "decision",
                 reason: e.to_string(),
@@ -268,7 +321,32 @@ impl Memory {
             .when_matched_update_all(None)
             .when_not_matched_insert_all();
         merge.execute(lance::reader(rows.finish()?)).await?;
-        Ok(())
+        Ok(stored)
+    }
+
+    /// The stored decisions among those with the ids of `decisions`, by id.
+    async fn decisions_by_id(
+        &self,
+        decisions: &[Decision],
+    ) -> Result<std::collections::HashMap<String, Decision>> {
+        let tables = self.tables().await?;
+        let mut found = std::collections::HashMap::new();
+        for group in decisions.chunks(500) {
+            let ids: Vec<String> = group.iter().map(|d| lance::lit(&d.id)).collect();
+            let filter = format!("id IN ({})", ids.join(", "));
+            for b in lance::select(&tables.decisions, Some(filter), &["body"]).await? {
+                let bodies = lance::strings(&b, "body")?;
+                for i in 0..b.num_rows() {
+                    let d: Decision =
+                        serde_json::from_str(bodies.value(i)).map_err(|e| Error::Invalid {
+                            what: "stored decision",
+                            reason: e.to_string(),
+                        })?;
+                    found.insert(d.id.clone(), d);
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Every stored decision (a security team's decisions number in the thousands, so they are

@@ -74,7 +74,7 @@ pub fn attach(engine: Engine, config: &Config) -> Result<Engine> {
     match with_models(engine.clone(), config) {
         Ok(engine) => Ok(engine),
         Err(err) if llm.mode == LlmMode::Auto => {
-            let err = format!("{err:#}");
+            let err = crate::said(&err);
             let fetch = if crate::models::says_to_fetch(&err) {
                 ""
             } else {

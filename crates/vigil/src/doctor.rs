@@ -57,7 +57,7 @@ pub fn run(config_path: Option<&Path>, config: Result<Config>) -> ExitCode {
             config
         }
         Err(err) => {
-            checks.push(check(Level::Fail, "config", format!("{err:#}")));
+            checks.push(check(Level::Fail, "config", crate::said(&err)));
             Config::default()
         }
     };
@@ -94,7 +94,7 @@ fn catalogue(config: &Config) -> Check {
             "catalogue",
             format!("{} rules loaded", catalog.rules.len()),
         ),
-        Err(err) => check(Level::Fail, "catalogue", format!("{err:#}")),
+        Err(err) => check(Level::Fail, "catalogue", crate::said(&err)),
     }
 }
 
@@ -103,7 +103,7 @@ fn catalogue(config: &Config) -> Check {
 fn models(config: &Config) -> Vec<Check> {
     let manifest = match manifest(config.models.manifest.as_deref()) {
         Ok(manifest) => manifest,
-        Err(err) => return vec![check(Level::Fail, "models", format!("{err:#}"))],
+        Err(err) => return vec![check(Level::Fail, "models", crate::said(&err))],
     };
     let search = ModelSearch::from_env(config.models.dir.as_deref());
     manifest
@@ -222,7 +222,7 @@ fn memory(dir: &Path) -> Option<Check> {
                 show(&data.lance_dir())
             ),
         ),
-        Err(err) => check(Level::Fail, "memory", format!("{err:#}")),
+        Err(err) => check(Level::Fail, "memory", crate::said(&err)),
     })
 }
 
@@ -288,7 +288,7 @@ fn free_space(dir: &Path) -> Check {
         Err(err) => check(
             Level::Warn,
             "disk",
-            format!("cannot tell free space: {err:#}"),
+            format!("cannot tell free space: {}", crate::said(&err)),
         ),
     }
 }

@@ -132,10 +132,27 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", crate::said(&err));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, `what: why: deeper why`. A cause whose words the line
+/// already holds is left out: many errors put their cause in their own message as well.
+pub(crate) fn said(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// `println!` panics when standard output is a pipe whose reader has gone (`vigil doctor |
@@ -258,7 +275,7 @@ fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
     let engine = engine_with_models(config, args.rules_dir.as_deref(), args.no_llm)?;
     let inputs = inputs::collect(&args.paths);
     for err in &inputs.errors {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", crate::said(err));
     }
     let files = inputs.files;
     if files.is_empty() && inputs.errors.is_empty() {
@@ -282,7 +299,7 @@ fn analyze(config: &Config, args: AnalyzeArgs) -> Result<ExitCode> {
                 if progress {
                     eprintln!();
                 }
-                eprintln!("error: {err:#}");
+                eprintln!("error: {}", crate::said(&err));
                 failed += 1;
             }
         }

@@ -53,8 +53,9 @@ fn recall_setup(config: &Config, with_embedder: bool) -> Result<RecallSetup> {
                 Ok(e) => Some(Arc::new(e)),
                 Err(err) if llm.mode == LlmMode::Auto => {
                     eprintln!(
-                        "warning: memory matches without an embedder ({err:#}); decisions apply \
-                         by finding and by component only"
+                        "warning: memory matches without an embedder ({}); decisions apply \
+                         by finding and by component only",
+                        crate::said(&err)
                     );
                     None
                 }

@@ -69,7 +69,7 @@ pub(crate) fn embedder(config: &Config) -> Result<Embedder> {
     let spec = manifest.default_for(ModelRole::Embeddings)?;
     let search = ModelSearch::from_env(config.models.dir.as_deref());
     let model = search.resolve(spec, Verification::Cached).map_err(|err| {
-        let message = format!("{err:#}");
+        let message = err.to_string();
         let fetch = if crate::models::says_to_fetch(&message) {
             ""
         } else {
@@ -88,14 +88,18 @@ struct Tally {
     embedded: usize,
     reused: usize,
     decisions: usize,
+    decisions_replaced: usize,
+    decisions_unchanged: usize,
     failed: usize,
+    /// Said once the file in hand is done.
+    warnings: Vec<String>,
 }
 
 /// `vigil ingest PATH...`.
 pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<ExitCode> {
     let inputs = crate::inputs::collect(&args.paths);
     for err in &inputs.errors {
-        eprintln!("error: {err:#}");
+        eprintln!("error: {}", crate::said(err));
     }
     if inputs.files.is_empty() {
         bail!("no input files found under the given paths");
@@ -130,11 +134,15 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
                 eprintln!("error: {}", about(file, &err));
                 tally.failed += 1;
             }
+            for warning in std::mem::take(&mut tally.warnings) {
+                progress.interrupt();
+                eprintln!("warning: {warning}");
+            }
         }
         progress.finish();
         // Fold what was written into memory's indexes now, so that the service's first searches
         // do not scan unindexed rows.
-        if tally.versions + tally.decisions > 0 {
+        if tally.versions + tally.decisions + tally.decisions_replaced > 0 {
             reviews
                 .memory()
                 .optimize()
@@ -146,11 +154,13 @@ pub fn ingest(config: &Config, engine: &Engine, args: IngestArgs) -> Result<Exit
 
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "ingested {} artifact version(s) ({} unchanged), {} decision(s); {} chunk(s) embedded, \
-         {} reused; {:.1} s, {:.2} artifacts/s",
+        "ingested {} artifact version(s) ({} unchanged), {} decision(s) ({} replaced, {} \
+         unchanged); {} chunk(s) embedded, {} reused; {:.1} s, {:.2} artifacts/s",
         tally.versions,
         tally.unchanged,
         tally.decisions,
+        tally.decisions_replaced,
+        tally.decisions_unchanged,
         tally.embedded,
         tally.reused,
         secs,
@@ -173,8 +183,25 @@ async fn ingest_file(
 ) -> Result<()> {
     let bytes = std::fs::read(file).context("cannot read")?;
     if let Some(decisions) = decision_export(file, &bytes)? {
-        reviews.memory().add_decisions(&decisions, embedder).await?;
-        tally.decisions += decisions.len();
+        let stored = reviews.memory().add_decisions(&decisions, embedder).await?;
+        if !stored.replaced.is_empty() {
+            let shown: Vec<&str> = stored.replaced.iter().take(5).map(String::as_str).collect();
+            let more = stored.replaced.len() - shown.len();
+            tally.warnings.push(format!(
+                "{}: {} decision(s) replaced the stored ones with the same id: {}{}",
+                file.display(),
+                stored.replaced.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        tally.decisions += stored.added;
+        tally.decisions_replaced += stored.replaced.len();
+        tally.decisions_unchanged += stored.unchanged;
         return Ok(());
     }
 
@@ -210,7 +237,7 @@ async fn ingest_file(
 
 /// `FILE: what went wrong`, the file named once: the analysis's own errors begin with it.
 fn about(file: &Path, err: &anyhow::Error) -> String {
-    let (name, message) = (file.display().to_string(), format!("{err:#}"));
+    let (name, message) = (file.display().to_string(), crate::said(err));
     if message.starts_with(&format!("{name}: ")) {
         message
     } else {
@@ -335,8 +362,7 @@ pub fn backup(config: &Config, args: BackupArgs) -> Result<ExitCode> {
 /// user is told that tokens, sessions and decisions went back to the snapshot's.
 pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
     let data = DataDir::new(&config.store.data_dir);
-    let kept = vigil_store::snapshot::restore(&data, &args.src)
-        .with_context(|| format!("restoring {}", args.src.display()))?;
+    let kept = vigil_store::snapshot::restore(&data, &args.src).context("nothing was restored")?;
     // Rows of writes the snapshot's database never committed are removed now: nothing else can
     // be writing (the restore just held the data directory alone).
     let removed = runtime()?.block_on(async {
@@ -349,7 +375,10 @@ pub fn restore(config: &Config, args: RestoreArgs) -> Result<ExitCode> {
     match removed {
         Ok(0) => {}
         Ok(n) => println!("removed {n} memory write(s) the snapshot's database never committed"),
-        Err(err) => eprintln!("warning: memory was not tidied after the restore: {err:#}"),
+        Err(err) => eprintln!(
+            "warning: memory was not tidied after the restore: {}",
+            crate::said(&err)
+        ),
     }
     println!(
         "restored {} from {}",

@@ -532,6 +532,36 @@ mod store {
         let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("1 decision(s)"), "{}", stdout(&out));
+        // The same export again changes nothing; a changed row replaces the decision, and says so.
+        let out = command(&data, &["ingest", path(&csv)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("0 decision(s) (0 replaced, 1 unchanged)"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(!stderr(&out).contains("replaced"), "{}", stderr(&out));
+        let edited = tmp.path().join("edited.csv");
+        std::fs::write(
+            &edited,
+            std::fs::read_to_string(&csv)
+                .unwrap()
+                .replace("tokenizing card data", "tokenizing card data at the edge"),
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&edited)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("(1 replaced, 0 unchanged)"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("1 decision(s) replaced the stored ones with the same id: d1"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(decisions(&data), 1);
 
         let snap = tmp.path().join("snap");
         let out = command(&data, &["backup", path(&snap)]).output().unwrap();
