@@ -346,8 +346,7 @@ pub async fn submit_artifact(
             created_ms: now_ms(),
             review,
         };
-        let id = entry.id.clone();
-        state.reviews.put_analysis(entry, artifact).await?;
+        let id = state.reviews.put_analysis(entry, artifact).await?.review_id;
         // The stored review carries what memory changed (feedback on scores).
         stored.push(load_review(&state, id).await?);
     }

@@ -27,7 +27,7 @@ use vigil_store::{
 use crate::app::{now_ms, Stores};
 use crate::error::{Error, Result};
 use crate::store::{
-    apply_triage, ArtifactQuery, ArtifactSummary, ArtifactVersion, Dashboard, Decision,
+    apply_triage, Analysed, ArtifactQuery, ArtifactSummary, ArtifactVersion, Dashboard, Decision,
     DecisionKind, DecisionScope, Enqueued, EventStatus, FindingFilter, FindingMatcher,
     FindingRecord, FindingState, FindingStatus, HistoryItem, InboxEvent, InboxStore, NewEvent,
     Page, QueueDepth, ReviewStore, SearchHits, SearchQuery, SessionRecord, StoreFuture,
@@ -345,6 +345,8 @@ impl TextEmbedder for NoEmbedder {
 /// What [`SqliteReviews::store_analysis`] wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AnalysisStored {
+    /// The review the content is stored under.
+    pub review_id: String,
     /// Whether the review was new (false: the same review was stored before).
     pub review_stored: bool,
     /// The artifact version in memory, when the artifact was stored.
@@ -391,11 +393,12 @@ impl SqliteReviews {
     }
 
     /// Stores the artifact's text in memory, consults memory, and records the review.
-    async fn store(&self, stored: StoredReview, artifact: Option<Artifact>) -> Result<bool> {
-        Ok(self
-            .store_analysis(stored, artifact.as_ref())
-            .await?
-            .review_stored)
+    async fn store(&self, stored: StoredReview, artifact: Option<Artifact>) -> Result<Analysed> {
+        let done = self.store_analysis(stored, artifact.as_ref()).await?;
+        Ok(Analysed {
+            review_id: done.review_id,
+            stored: done.review_stored,
+        })
     }
 
     /// What the service does with an analysed artifact version, for callers outside it (such
@@ -408,8 +411,22 @@ impl SqliteReviews {
         stored: StoredReview,
         artifact: Option<&Artifact>,
     ) -> Result<AnalysisStored> {
-        if self.exists(&stored.id).await? {
-            return Ok(AnalysisStored::default());
+        let mut stored = stored;
+        // Nothing is new when the artifact's latest review is of this content (a redelivery, a
+        // second ingest). Content reviewed before but not the latest (an artifact changed and
+        // then changed back) is a new version, reviewed again.
+        let artifact_id = stored.review.artifact.clone();
+        let latest = self
+            .ops
+            .call(move |c| reviews::latest_review_of(c, &artifact_id))
+            .await?;
+        if let Some((id, hash)) = latest {
+            if hash == stored.review.content_hash {
+                return Ok(AnalysisStored {
+                    review_id: id,
+                    ..AnalysisStored::default()
+                });
+            }
         }
         let mut put = None;
         if let Some(artifact) = artifact {
@@ -431,6 +448,16 @@ impl SqliteReviews {
             put = Some(outcome);
         }
 
+        if self.exists(&stored.id).await? {
+            // Its first review keeps its id; this version's review gets one of its own.
+            let Some(version) = put.as_ref().map(|p| p.version) else {
+                return Ok(AnalysisStored {
+                    review_id: stored.id,
+                    ..AnalysisStored::default()
+                });
+            };
+            stored.id = version_review_id(&stored.id, version);
+        }
         let mut review = stored.review;
         let recalled = self.consult(&mut review, stored.created_ms).await?;
         let new = NewReview {
@@ -440,11 +467,16 @@ impl SqliteReviews {
             review,
             recall: recalled,
         };
+        let review_id = new.id.clone();
         let review_stored = self
             .ops
             .transaction(move |tx| reviews::insert_review(tx, &new))
             .await?;
-        Ok(AnalysisStored { review_stored, put })
+        Ok(AnalysisStored {
+            review_id,
+            review_stored,
+            put,
+        })
     }
 
     /// Runs recall over a review before it is stored.
@@ -583,10 +615,10 @@ impl ReviewStore for SqliteReviews {
     }
 
     fn put_review(&self, review: StoredReview) -> StoreFuture<'_, bool> {
-        Box::pin(self.store(review, None))
+        Box::pin(async move { Ok(self.store(review, None).await?.stored) })
     }
 
-    fn put_analysis(&self, review: StoredReview, artifact: Artifact) -> StoreFuture<'_, bool> {
+    fn put_analysis(&self, review: StoredReview, artifact: Artifact) -> StoreFuture<'_, Analysed> {
         Box::pin(self.store(review, Some(artifact)))
     }
 
@@ -889,6 +921,17 @@ impl SqliteReviews {
     }
 }
 
+/// The review id of an artifact's version `version` whose content an earlier version had
+/// (reviewed under `first`): derived from both, so a redelivery of the same change finds it.
+fn version_review_id(first: &str, version: u32) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(first.as_bytes());
+    h.update([0]);
+    h.update(version.to_be_bytes());
+    crate::auth::hex(&h.finalize()[..8])
+}
+
 /// Whether a decision's text shares a word of three letters or more with `text`.
 fn shares_words(text: &str, d: &Decision) -> bool {
     let words = |t: &str| -> Vec<String> {
@@ -1006,14 +1049,20 @@ mod tests {
         {
             let stores = open_stores(dir.path(), wait).await.unwrap();
             let reviews = &stores.reviews;
-            assert!(reviews
-                .put_analysis(stored.clone(), artifact.clone())
-                .await
-                .unwrap());
-            assert!(!reviews
-                .put_analysis(stored.clone(), artifact)
-                .await
-                .unwrap());
+            assert!(
+                reviews
+                    .put_analysis(stored.clone(), artifact.clone())
+                    .await
+                    .unwrap()
+                    .stored
+            );
+            assert!(
+                !reviews
+                    .put_analysis(stored.clone(), artifact)
+                    .await
+                    .unwrap()
+                    .stored
+            );
             let change = Triage {
                 status: Some(FindingStatus::FalsePositive),
                 assignee: Some("ana".into()),
@@ -1051,6 +1100,61 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_artifact_changed_back_is_a_new_version_and_a_redelivery_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let stores = open_stores(dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let (a1, r1) = analysed(&design());
+        let (a2, r2) = analysed(&design().replace("HMAC", "a shared password"));
+        let first = stores
+            .reviews
+            .put_analysis(r1.clone(), a1.clone())
+            .await
+            .unwrap();
+        assert_eq!(first.review_id, r1.id);
+        stores.reviews.put_analysis(r2, a2).await.unwrap();
+
+        // Back at the first text: a third version, reviewed under an id of its own.
+        let third = stores
+            .reviews
+            .put_analysis(r1.clone(), a1.clone())
+            .await
+            .unwrap();
+        assert!(third.stored);
+        assert_ne!(third.review_id, r1.id);
+        let versions = stores
+            .reviews
+            .review_versions(&r1.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(versions.len(), 3, "{versions:?}");
+        assert_eq!(
+            versions[2].review_id.as_deref(),
+            Some(third.review_id.as_str())
+        );
+        let latest = stores.reviews.reviews(0, 10).await.unwrap();
+        assert_eq!(latest.items[0].id, third.review_id);
+
+        // The same content again (a redelivery): nothing new, and the answer names the review
+        // it is stored under.
+        let again = stores.reviews.put_analysis(r1, a1).await.unwrap();
+        assert!(!again.stored);
+        assert_eq!(again.review_id, third.review_id);
+        assert_eq!(
+            stores
+                .reviews
+                .review_versions(&again.review_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .len(),
+            3
+        );
+    }
+
+    #[tokio::test]
     async fn a_changed_artifact_is_a_new_version_of_the_same_review() {
         let dir = tempfile::tempdir().unwrap();
         let stores = open_stores(dir.path(), Duration::from_secs(5))

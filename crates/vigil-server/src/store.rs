@@ -369,10 +369,16 @@ pub trait ReviewStore: Send + Sync + 'static {
 
     /// Stores an analysed artifact version: its normalized text in memory, what memory recalls
     /// about its findings (decisions, patterns, precedents, feedback), then the review. A store
-    /// without memory stores the review as analysed.
-    fn put_analysis(&self, review: StoredReview, artifact: Artifact) -> StoreFuture<'_, bool> {
+    /// without memory stores the review as analysed. The answer names the review the content is
+    /// stored under: not always `review.id` (an artifact back at an earlier content is a new
+    /// version with a review of its own).
+    fn put_analysis(&self, review: StoredReview, artifact: Artifact) -> StoreFuture<'_, Analysed> {
         drop(artifact);
-        self.put_review(review)
+        let review_id = review.id.clone();
+        Box::pin(async move {
+            let stored = self.put_review(review).await?;
+            Ok(Analysed { review_id, stored })
+        })
     }
 
     /// The review versions of the artifact a review is about, oldest first; `None` for an
@@ -447,6 +453,15 @@ pub trait ReviewStore: Send + Sync + 'static {
         let _ = (now_ms, weeks);
         unsupported("dashboard figures", "dashboard")
     }
+}
+
+/// What [`ReviewStore::put_analysis`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysed {
+    /// The review the analysed content is stored under.
+    pub review_id: String,
+    /// Whether a review was recorded (false: the same content was the artifact's latest).
+    pub stored: bool,
 }
 
 /// A search of memory.

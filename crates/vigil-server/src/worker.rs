@@ -104,19 +104,18 @@ async fn analyse_event(state: &Arc<AppState>, event: &InboxEvent) -> Result<Stri
 
     let mut ids = Vec::with_capacity(analysed.len());
     for (artifact, review) in analysed {
-        let id = review_id(&review);
         let stored = StoredReview {
-            id: id.clone(),
+            id: review_id(&review),
             source: format!("webhook:{}", event.connector),
             created_ms: now_ms(),
             review,
         };
-        state
+        let done = state
             .reviews
             .put_analysis(stored, artifact)
             .await
             .map_err(|e| Failure::Transient(e.to_string()))?;
-        ids.push(id);
+        ids.push(done.review_id);
     }
     Ok(format!("reviews: {}", ids.join(",")))
 }

@@ -740,6 +740,21 @@ pub fn artifact_of(conn: &Connection, review_id: &str) -> Result<Option<String>>
         .optional()?)
 }
 
+/// The id and content hash of an artifact's latest review.
+pub fn latest_review_of(conn: &Connection, artifact_id: &str) -> Result<Option<(String, String)>> {
+    let id: Option<String> = conn
+        .query_row(
+            "SELECT id FROM srv_reviews WHERE artifact_id = ?1 AND latest = 1",
+            [artifact_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    Ok(review(conn, &id)?.map(|row| (id, row.review.content_hash)))
+}
+
 /// Every review version of an artifact, oldest first, with its diff counts.
 pub fn versions(conn: &Connection, artifact_id: &str) -> Result<Vec<VersionSummary>> {
     let ids = review_ids(conn, artifact_id)?;
