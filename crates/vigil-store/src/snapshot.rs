@@ -90,6 +90,26 @@ pub async fn backup(ops: &OpsStore, dest: &Path) -> Result<SnapshotInfo> {
         .to_str()
         .ok_or_else(|| invalid("snapshot path", format!("{} is not UTF-8", dest.display())))?
         .to_owned();
+    // A snapshot inside the data directory would copy itself (`lance/`) or be restored over.
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if let (Ok(root), Ok(parent)) = (
+        std::fs::canonicalize(ops.data_dir().root()),
+        std::fs::canonicalize(&parent),
+    ) {
+        if parent.starts_with(&root) {
+            return Err(invalid(
+                "snapshot path",
+                format!(
+                    "{} is inside the data directory {}; choose a folder outside it",
+                    dest.display(),
+                    root.display()
+                ),
+            ));
+        }
+    }
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);

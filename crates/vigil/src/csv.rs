@@ -3,10 +3,13 @@
 //!
 //! Columns, by header name: `id`, `kind` (risk_accepted, false_positive, mitigated,
 //! approved_pattern, policy), `rationale` are required; `scope` (finding, rule_on_component,
-//! pattern; default finding), `fingerprint`, `rule`, `component`, `artifact_id`,
+//! pattern; by default `finding` with a fingerprint, `rule_on_component` with a rule and a
+//! component, `pattern` otherwise), `fingerprint`, `rule`, `component`, `artifact_id`,
 //! `external_key`, `tool`, `team`, `project`, `owner`, `approver`, `expires_on`, `link` and
 //! `context` are optional. Other columns are ignored. Each row is checked as the API checks a
-//! decision (e.g. a risk acceptance needs owner, approver and a `YYYY-MM-DD` expiry).
+//! decision (e.g. a risk acceptance needs owner, approver and a `YYYY-MM-DD` expiry); a bad
+//! row is named by the line it starts on, the header being line 1. A leading byte-order mark
+//! (as spreadsheets write) is skipped.
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -15,8 +18,9 @@ use vigil_store::{Decision, DecisionKind, DecisionScope};
 
 /// The decisions of a CSV export.
 pub fn decisions(text: &str) -> Result<Vec<Decision>> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut rows = records(text)?.into_iter();
-    let header = rows.next().context("the CSV export is empty")?;
+    let (_, header) = rows.next().context("the CSV export is empty")?;
     let index: HashMap<String, usize> = header
         .iter()
         .enumerate()
@@ -27,9 +31,15 @@ pub fn decisions(text: &str) -> Result<Vec<Decision>> {
             bail!("the CSV export has no `{required}` column");
         }
     }
-    rows.enumerate()
-        .filter(|(_, row)| row.iter().any(|f| !f.trim().is_empty()))
-        .map(|(n, row)| decision(&index, &row).with_context(|| format!("CSV row {}", n + 2)))
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    rows.filter(|(_, row)| row.iter().any(|f| !f.trim().is_empty()))
+        .map(|(line, row)| {
+            let d = decision(&index, &row).with_context(|| format!("CSV row {line}"))?;
+            if let Some(first) = seen.insert(d.id.clone(), line) {
+                bail!("CSV row {line}: id `{}` is on row {first} as well", d.id);
+            }
+            Ok(d)
+        })
         .collect()
 }
 
@@ -42,7 +52,16 @@ fn decision(index: &HashMap<String, usize>, row: &[String]) -> Result<Decision> 
             .filter(|v| !v.is_empty())
     };
     let kind = get("kind").unwrap_or_default();
-    let scope = get("scope").unwrap_or_else(|| "finding".to_owned());
+    let scope = get("scope").unwrap_or_else(|| {
+        if get("fingerprint").is_some() {
+            "finding"
+        } else if get("rule").is_some() && get("component").is_some() {
+            "rule_on_component"
+        } else {
+            "pattern"
+        }
+        .to_owned()
+    });
     let decision = Decision {
         id: get("id").context("empty id")?,
         kind: DecisionKind::parse(&kind).with_context(|| format!("unknown kind `{kind}`"))?,
@@ -67,14 +86,18 @@ fn decision(index: &HashMap<String, usize>, row: &[String]) -> Result<Decision> 
     Ok(decision)
 }
 
-/// The records of a CSV text.
-fn records(text: &str) -> Result<Vec<Vec<String>>> {
+/// The records of a CSV text, each with the line it starts on (from 1).
+fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>> {
     let mut rows = Vec::new();
     let mut row = Vec::new();
     let mut field = String::new();
     let mut quoted = false;
+    let (mut line, mut start) = (1, 1);
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
+        if c == '\n' {
+            line += 1;
+        }
         match (quoted, c) {
             (true, '"') if chars.peek() == Some(&'"') => {
                 field.push('"');
@@ -86,7 +109,8 @@ fn records(text: &str) -> Result<Vec<Vec<String>>> {
             (false, ',') => row.push(std::mem::take(&mut field)),
             (false, '\n') => {
                 row.push(std::mem::take(&mut field));
-                rows.push(std::mem::take(&mut row));
+                rows.push((start, std::mem::take(&mut row)));
+                start = line;
             }
             (false, '\r') => {}
             (false, c) => field.push(c),
@@ -97,7 +121,7 @@ fn records(text: &str) -> Result<Vec<Vec<String>>> {
     }
     if !field.is_empty() || !row.is_empty() {
         row.push(field);
-        rows.push(row);
+        rows.push((start, row));
     }
     Ok(rows)
 }
@@ -121,6 +145,24 @@ mod tests {
     }
 
     #[test]
+    fn a_byte_order_mark_is_skipped_and_the_scope_follows_the_columns_given() {
+        let text = "\u{feff}id,kind,rationale,fingerprint,rule,component\n\
+                    d1,policy,no plain HTTP,,,\n\
+                    d2,false_positive,not reachable,fp-1,,\n\
+                    d3,false_positive,internal only,,VGL-R-001,admin console\n";
+        let d = decisions(text).unwrap();
+        let scopes: Vec<DecisionScope> = d.iter().map(|d| d.scope).collect();
+        assert_eq!(
+            scopes,
+            [
+                DecisionScope::Pattern,
+                DecisionScope::Finding,
+                DecisionScope::RuleOnComponent
+            ]
+        );
+    }
+
+    #[test]
     fn missing_columns_and_bad_kinds_are_named() {
         let err = decisions("id,kind\nd1,mitigated\n").unwrap_err();
         assert!(err.to_string().contains("rationale"));
@@ -138,6 +180,14 @@ mod tests {
             err,
             "CSV row 3: expires_on `31/12/2027` is not a date (YYYY-MM-DD)"
         );
+        // A rationale over two lines: the bad row after it is named by the line it is on.
+        let text = "id,kind,rationale,scope\n\
+                    d1,policy,\"first line\nsecond line\",pattern\n\
+                    d2,maybe,x,pattern\n";
+        let err = format!("{:#}", decisions(text).unwrap_err());
+        assert!(err.starts_with("CSV row 4:"), "{err}");
+        let err = decisions("id,kind,rationale\nd1,policy,x\nd1,policy,y\n").unwrap_err();
+        assert_eq!(err.to_string(), "CSV row 3: id `d1` is on row 2 as well");
         let err = decisions("id,kind,rationale,scope\nd1,policy,x,rule_on_component\n");
         assert_eq!(
             format!("{:#}", err.unwrap_err()),

@@ -333,6 +333,15 @@ impl Progress {
 /// runs (see `vigil_store::snapshot`).
 pub fn backup(config: &Config, args: BackupArgs) -> Result<ExitCode> {
     let started = Instant::now();
+    // Opening the stores would create an empty data directory where a path is mistyped.
+    let db = DataDir::new(&config.store.data_dir).ops_db();
+    if !db.exists() {
+        anyhow::bail!(
+            "nothing to back up: {} does not exist (is `[store] data_dir`, or \
+             VIGIL__STORE__DATA_DIR, the data directory?)",
+            db.display()
+        );
+    }
     let info = runtime()?.block_on(async {
         let ops = open_ops(config).await?;
         let info = vigil_store::snapshot::backup(&ops, &args.dest).await?;

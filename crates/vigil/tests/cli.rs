@@ -567,6 +567,28 @@ mod store {
         let out = command(&data, &["backup", path(&snap)]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("decisions v"), "{}", stdout(&out));
+        // Refused: a snapshot inside the data directory, and a data directory that is not there
+        // (which is not created).
+        let inside = data.join("lance").join("snap");
+        let out = command(&data, &["backup", path(&inside)]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("inside the data directory"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!inside.exists());
+        let nowhere = tmp.path().join("no-such-data");
+        let out = command(&nowhere, &["backup", path(&tmp.path().join("snap2"))])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("nothing to back up"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!nowhere.exists() && !tmp.path().join("snap2").exists());
         // A decision made after the snapshot.
         let later = tmp.path().join("later.csv");
         std::fs::write(
