@@ -372,8 +372,9 @@ impl Memory {
         Ok(out)
     }
 
-    /// Decisions by hybrid search (shared words and meaning fused by reciprocal rank), best
-    /// first.
+    /// Decisions by hybrid search (shared words, and meaning at
+    /// [`MIN_SIMILARITY`](crate::memory::MIN_SIMILARITY) or closer, fused by reciprocal rank),
+    /// best first.
     pub async fn search_decisions(
         &self,
         text: &str,
@@ -389,6 +390,7 @@ impl Memory {
         let mut by_vector: Vec<(&StoredDecision, f32)> = candidates
             .iter()
             .map(|d| (*d, crate::embed::cosine(&d.vector, vector)))
+            .filter(|(_, similarity)| *similarity >= crate::memory::MIN_SIMILARITY)
             .collect();
         by_vector.sort_by(|a, b| b.1.total_cmp(&a.1));
         let vector_ids: Vec<String> = by_vector

@@ -555,6 +555,11 @@ pub(crate) fn strings<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Stri
     column(batch, name)
 }
 
+/// The distance column of a vector query's `batch`.
+pub(crate) fn distances(batch: &RecordBatch) -> Result<&Float32Array> {
+    column(batch, "_distance")
+}
+
 /// The integer column `name` of `batch`.
 pub(crate) fn ints<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a Int64Array> {
     column(batch, name)

@@ -122,6 +122,17 @@ const MAX_CHUNK_CHARS: usize = 800;
 const RRF_K: f32 = 60.0;
 /// Texts embedded in one call during a bulk load.
 const EMBED_BATCH: usize = 256;
+/// The least cosine similarity at which a row counts as found by meaning. Unrelated text scores
+/// below 0.1 against anything with the default embedder (a nonsense query, 0.08 at most), text
+/// on the same subject 0.25 and more; without a floor, every query would find its nearest
+/// rows, however far.
+pub const MIN_SIMILARITY: f32 = 0.2;
+
+/// Whether a row at cosine `distance` is close enough to count as found by meaning.
+fn close_enough(distance: f32) -> bool {
+    1.0 - distance >= MIN_SIMILARITY
+}
+
 /// Writes between two rounds of upkeep (indexes, compaction) of the tables.
 const UPKEEP_EVERY: usize = 32;
 /// Rows of an unfinished write are removed by [`Memory::repair`] once they are this old (a
@@ -1012,9 +1023,10 @@ impl Memory {
             .lock()
             .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?;
         let mut found: HashMap<i64, (String, u32, String)> = HashMap::new();
-        let mut ranked = |batches: &[arrow_array::RecordBatch]| -> Result<Vec<String>> {
+        let mut ranked = |batches: &[arrow_array::RecordBatch], by_meaning: bool| {
             let mut ids = Vec::new();
             for b in batches {
+                let distance = by_meaning.then(|| lance::distances(b)).transpose()?;
                 let (id, artifact, version, commit, text) = (
                     lance::ints(b, "id")?,
                     lance::strings(b, "artifact_id")?,
@@ -1023,7 +1035,9 @@ impl Memory {
                     lance::strings(b, "text")?,
                 );
                 for i in 0..b.num_rows() {
-                    if !committed.is_latest(artifact.value(i), commit.value(i)) {
+                    if !committed.is_latest(artifact.value(i), commit.value(i))
+                        || distance.is_some_and(|d| !close_enough(d.value(i)))
+                    {
                         continue;
                     }
                     let id = id.value(i);
@@ -1037,10 +1051,10 @@ impl Memory {
                     ids.push(id.to_string());
                 }
             }
-            Ok(ids)
+            Ok::<_, Error>(ids)
         };
-        let vector_ids = ranked(&by_vector)?;
-        let text_ids = ranked(&by_text)?;
+        let vector_ids = ranked(&by_vector, true)?;
+        let text_ids = ranked(&by_text, false)?;
         drop(committed);
 
         let rank = |list: &[String], id: &str| list.iter().position(|x| x == id).map(|p| p + 1);
@@ -1142,16 +1156,19 @@ impl Memory {
             .lock()
             .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?;
         // Keys are `artifact id` and `fingerprint` joined by a unit separator.
-        let ranked = |batches: &[arrow_array::RecordBatch]| -> Result<Vec<String>> {
+        let ranked = |batches: &[arrow_array::RecordBatch], by_meaning: bool| {
             let mut keys = Vec::new();
             for b in batches {
+                let distance = by_meaning.then(|| lance::distances(b)).transpose()?;
                 let (artifact, version, fingerprint) = (
                     lance::strings(b, "artifact_id")?,
                     lance::ints(b, "version")?,
                     lance::strings(b, "fingerprint")?,
                 );
                 for i in 0..b.num_rows() {
-                    if !committed.is_latest_version(artifact.value(i), version.value(i) as u32) {
+                    if !committed.is_latest_version(artifact.value(i), version.value(i) as u32)
+                        || distance.is_some_and(|d| !close_enough(d.value(i)))
+                    {
                         continue;
                     }
                     let key = format!("{}\u{1f}{}", artifact.value(i), fingerprint.value(i));
@@ -1160,10 +1177,10 @@ impl Memory {
                     }
                 }
             }
-            Ok(keys)
+            Ok::<_, Error>(keys)
         };
-        let vector_keys = ranked(&by_vector)?;
-        let text_keys = ranked(&by_text)?;
+        let vector_keys = ranked(&by_vector, true)?;
+        let text_keys = ranked(&by_text, false)?;
         drop(committed);
 
         let rank = |list: &[String], key: &str| list.iter().position(|x| x == key).map(|p| p + 1);

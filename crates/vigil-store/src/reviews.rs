@@ -740,6 +740,29 @@ pub fn artifact_of(conn: &Connection, review_id: &str) -> Result<Option<String>>
         .optional()?)
 }
 
+/// Artifacts whose latest version in memory has no review: a submission cut off between the
+/// two, or a snapshot taken in between. Empty where the review tables do not exist yet.
+pub fn unreviewed_artifacts(conn: &Connection) -> Result<Vec<String>> {
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('mem_versions', 'review_versions')",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables < 2 {
+        return Ok(Vec::new());
+    }
+    let mut stmt = conn.prepare(
+        "SELECT m.artifact_id FROM (SELECT artifact_id, max(version) AS v FROM mem_versions \
+         GROUP BY artifact_id) m WHERE NOT EXISTS (SELECT 1 FROM review_versions r \
+         WHERE r.artifact_id = m.artifact_id AND r.artifact_version = m.v) ORDER BY m.artifact_id",
+    )?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(ids)
+}
+
 /// The id and content hash of an artifact's latest review.
 pub fn latest_review_of(conn: &Connection, artifact_id: &str) -> Result<Option<(String, String)>> {
     let id: Option<String> = conn

@@ -66,9 +66,7 @@ pub fn run(config_path: Option<&Path>, config: Result<Config>) -> ExitCode {
     let data_dir = config.store.data_dir.clone();
     checks.push(data_dir_writable(&data_dir));
     checks.push(free_space(&data_dir));
-    if let Some(c) = memory(&data_dir) {
-        checks.push(c);
-    }
+    checks.extend(memory(&data_dir));
     // The address `vigil serve` would listen on: `[server] listen` or VIGIL__SERVER__LISTEN.
     checks.push(listen_address(&config.server.listen.to_string()));
 
@@ -178,10 +176,10 @@ fn problem_lines(described: &[(Status, String)]) -> String {
 /// Memory's two stores read end to end: every committed artifact version complete in LanceDB.
 /// Only for a data directory this release has written memory in (`lance/` exists), so that
 /// the check never migrates an older one.
-fn memory(dir: &Path) -> Option<Check> {
+fn memory(dir: &Path) -> Vec<Check> {
     let data = vigil_store::DataDir::new(dir);
     if !data.lance_dir().is_dir() {
-        return None;
+        return Vec::new();
     }
     let checked = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -190,15 +188,22 @@ fn memory(dir: &Path) -> Option<Check> {
         .and_then(|rt| {
             rt.block_on(async {
                 let ops = vigil_store::OpsStore::open(&data, &Default::default(), &[]).await?;
+                let unreviewed = ops
+                    .call(|c| vigil_store::reviews::unreviewed_artifacts(c))
+                    .await?;
                 let Some(dims) = vigil_store::Memory::stored_dimensions(&data).await? else {
-                    return anyhow::Ok(None);
+                    return anyhow::Ok((None, unreviewed));
                 };
                 let started = std::time::Instant::now();
                 let report = vigil_store::Memory::new(ops, dims).check().await?;
-                anyhow::Ok(Some((report, started.elapsed())))
+                anyhow::Ok((Some((report, started.elapsed())), unreviewed))
             })
         });
-    Some(match checked {
+    let (checked, unreviewed) = match checked {
+        Ok((report, unreviewed)) => (Ok(report), unreviewed),
+        Err(err) => (Err(err), Vec::new()),
+    };
+    let mut checks = vec![match checked {
         Ok(None) => check(Level::Ok, "memory", "no tables yet"),
         Ok(Some((report, took))) if report.incomplete.is_empty() => check(
             Level::Ok,
@@ -223,7 +228,27 @@ fn memory(dir: &Path) -> Option<Check> {
             ),
         ),
         Err(err) => check(Level::Fail, "memory", crate::said(&err)),
-    })
+    }];
+    if !unreviewed.is_empty() {
+        let shown: Vec<&str> = unreviewed.iter().take(5).map(String::as_str).collect();
+        checks.push(check(
+            Level::Warn,
+            "reviews",
+            format!(
+                "{} artifact(s) whose latest version has no review (a submission cut off, or a \
+                 snapshot taken during one): {}{}; submit them again or `vigil ingest` their \
+                 files",
+                unreviewed.len(),
+                shown.join(", "),
+                if unreviewed.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    checks
 }
 
 fn data_dir_writable(dir: &Path) -> Check {

@@ -383,6 +383,57 @@ mod store {
     }
 
     #[test]
+    fn doctor_names_a_version_without_its_review_and_ingest_reviews_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (docs, data) = (tmp.path().join("docs"), tmp.path().join("data"));
+        documents(&docs, 2);
+        let out = command(&data, &["ingest", path(&docs)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let doctor = || command(&data, &["doctor"]).output().unwrap();
+        assert!(
+            !stdout(&doctor()).contains("no review"),
+            "{}",
+            stdout(&doctor())
+        );
+
+        // As if the process stopped after memory committed the version, before its review.
+        let conn = db(&data);
+        let artifact: String = conn
+            .query_row("SELECT artifact_id FROM srv_reviews LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        for table in ["srv_findings", "srv_reviews", "review_versions"] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE artifact_id = ?1"),
+                [&artifact],
+            )
+            .unwrap();
+        }
+        drop(conn);
+        let out = doctor();
+        assert!(
+            stdout(&out).contains(&format!(
+                "1 artifact(s) whose latest version has no review (a submission cut off, or a \
+                 snapshot taken during one): {artifact}"
+            )),
+            "{}",
+            stdout(&out)
+        );
+
+        let out = command(&data, &["ingest", path(&docs)]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!stdout(&doctor()).contains("no review"));
+        assert_eq!(
+            count(
+                &db(&data),
+                &format!("SELECT count(*) FROM srv_reviews WHERE artifact_id = '{artifact}'")
+            ),
+            1
+        );
+    }
+
+    #[test]
     fn a_killed_ingest_leaves_no_half_written_version_and_resumes() {
         let tmp = tempfile::tempdir().unwrap();
         let (docs, data) = (tmp.path().join("docs"), tmp.path().join("data"));

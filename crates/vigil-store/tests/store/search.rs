@@ -37,6 +37,16 @@ async fn hybrid_search_finds_the_precedent_among_distractors() {
             .unwrap();
     }
 
+    // Nothing in memory is about this: nothing is found, however near the nearest rows are.
+    let nonsense = "qwertyuiop zzzz";
+    let v = embedder.embed(&[nonsense]).unwrap();
+    let hits = s
+        .memory
+        .search_chunks(nonsense, &v[0], &SearchFilter::default(), 3)
+        .await
+        .unwrap();
+    assert!(hits.is_empty(), "{hits:#?}");
+
     let q = "How did we keep card numbers (PAN) out of the ledger?";
     let v = embedder.embed(&[q]).unwrap();
     let hits = s
@@ -54,12 +64,22 @@ async fn hybrid_search_finds_the_precedent_among_distractors() {
         team: Some("platform".to_owned()),
         ..SearchFilter::default()
     };
+    // Nothing of the platform team's is about card numbers: nothing is found there.
     let hits = s
         .memory
         .search_chunks(q, &v[0], &only_platform, 3)
         .await
         .unwrap();
-    assert!(!hits.is_empty());
+    assert!(hits.is_empty(), "{hits:#?}");
+    // A question about what it does find its documents only.
+    let backups = "Where are database backups copied to?";
+    let bv = embedder.embed(&[backups]).unwrap();
+    let hits = s
+        .memory
+        .search_chunks(backups, &bv[0], &only_platform, 3)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].artifact_id, "OPS-77", "{hits:#?}");
     assert!(hits
         .iter()
         .all(|h| h.artifact_id.starts_with("OPS") || h.artifact_id.starts_with("SEC")));
@@ -129,7 +149,11 @@ async fn search_sees_only_latest_versions_and_writes_from_another_connection() {
     }
     other
         .put_artifact(
-            &record("WEB-2", "web", "The marketing site serves static images."),
+            &record(
+                "WEB-2",
+                "web",
+                "The marketing site's nightly backups are encrypted as well.",
+            ),
             &embedder,
         )
         .await
