@@ -770,9 +770,9 @@ pub async fn search(
         .search(SearchQuery {
             text: p.q,
             filter: SearchFilter {
-                team: p.team,
-                project: p.project,
-                tool: p.tool,
+                team: p.team.filter(|v| !v.trim().is_empty()),
+                project: p.project.filter(|v| !v.trim().is_empty()),
+                tool: p.tool.filter(|v| !v.trim().is_empty()),
                 since_ms,
                 until_ms: None,
             },

@@ -57,14 +57,19 @@ impl OpsStore {
         extra: &[Migration],
     ) -> Result<Self> {
         data_dir.create()?;
-        // A restore interrupted after staging its files is finished first.
-        if data_dir
-            .root()
-            .join(crate::snapshot::RESTORE_MARKER)
-            .exists()
-        {
+        // A restore interrupted after staging its files is finished first; the copies of one
+        // stopped while staging are removed when no other process has the stores open.
+        let root = data_dir.root();
+        if root.join(crate::snapshot::RESTORE_MARKER).exists() {
             let _exclusive = data_dir.lock(true)?;
             crate::snapshot::finish_restore(data_dir)?;
+        } else if crate::snapshot::STAGED
+            .iter()
+            .any(|name| root.join(name).exists())
+        {
+            if let Ok(_exclusive) = data_dir.lock(true) {
+                crate::snapshot::finish_restore(data_dir)?;
+            }
         }
         // Shared with every other process using the stores; only a restore is excluded.
         let lock = data_dir.lock(false)?;

@@ -40,6 +40,9 @@ pub const SNAPSHOT_FILE: &str = "snapshot.json";
 /// Marker of a restore that has staged its files and not yet swapped them all in.
 pub const RESTORE_MARKER: &str = "restore.pending";
 
+/// What a restore stages in the data directory before swapping it in.
+pub(crate) const STAGED: [&str; 2] = ["vigil.db-restoring", "lance.restoring"];
+
 /// The restore marker's content when the snapshot has memory tables, and when not.
 const WITH_MEMORY: &[u8] = b"restore staged: database and memory\n";
 const WITHOUT_MEMORY: &[u8] = b"restore staged: database\n";
@@ -285,6 +288,11 @@ fn verify(
     prefix: &str,
     copied: &BTreeMap<String, FileSum>,
 ) -> Result<()> {
+    if !info.files.is_empty() {
+        if let Some(extra) = copied.keys().find(|k| !info.files.contains_key(*k)) {
+            return Err(damaged(src, extra, "is not one the snapshot recorded"));
+        }
+    }
     for (name, want) in info.files.range(prefix.to_owned()..) {
         if !name.starts_with(prefix) {
             break;
@@ -567,6 +575,16 @@ pub(crate) fn finish_restore(data_dir: &DataDir) -> Result<Restored> {
     let marker = data_dir.root().join(RESTORE_MARKER);
     let mut restored = Restored::default();
     if !marker.exists() {
+        // Copies a restore staged before it was stopped, short of its marker: never used.
+        let staged = sibling(&data_dir.ops_db(), "restoring");
+        let staged_lance = data_dir.root().join(format!("{LANCE_DIR}.restoring"));
+        if staged.exists() {
+            std::fs::remove_file(&staged).map_err(|e| Error::io("cannot remove", &staged, e))?;
+        }
+        if staged_lance.exists() {
+            std::fs::remove_dir_all(&staged_lance)
+                .map_err(|e| Error::io("cannot remove", &staged_lance, e))?;
+        }
         return Ok(restored);
     }
     let target = data_dir.ops_db();

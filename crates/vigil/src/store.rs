@@ -266,16 +266,28 @@ fn decision_export(file: &Path, bytes: &[u8]) -> Result<Option<Vec<Decision>>> {
     if !is_export {
         return Ok(None);
     }
+    let mut seen = std::collections::HashMap::new();
     let decisions = items
         .into_iter()
         .enumerate()
         .map(|(n, item)| {
-            let decision: Decision = serde_json::from_value(item)
+            let mut decision: Decision = serde_json::from_value(item)
                 .with_context(|| format!("decision {} of the export", n + 1))?;
             decision
                 .check()
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("decision {} of the export", n + 1))?;
+            if let Some(first) = seen.insert(decision.id.clone(), n + 1) {
+                anyhow::bail!(
+                    "decision {} of the export: id `{}` is decision {first}'s as well",
+                    n + 1,
+                    decision.id
+                );
+            }
+            // An export without the time a decision was made: it is recorded now.
+            if decision.created_at_ms <= 0 {
+                decision.created_at_ms = now_ms();
+            }
             Ok(decision)
         })
         .collect::<Result<Vec<_>>>()?;

@@ -613,6 +613,22 @@ mod store {
             stderr(&out)
         );
         assert_eq!(decisions(&data), 1);
+        // A JSON export holding one id twice is refused whole.
+        let twice = tmp.path().join("twice.json");
+        std::fs::write(
+            &twice,
+            r#"[{"id":"j1","kind":"policy","scope":"pattern","rationale":"a"},
+                {"id":"j1","kind":"policy","scope":"pattern","rationale":"b"}]"#,
+        )
+        .unwrap();
+        let out = command(&data, &["ingest", path(&twice)]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("decision 2 of the export: id `j1` is decision 1's as well"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(decisions(&data), 1);
 
         let snap = tmp.path().join("snap");
         let out = command(&data, &["backup", path(&snap)]).output().unwrap();

@@ -297,8 +297,23 @@ async fn a_snapshot_with_a_file_missing_or_changed_is_refused_and_nothing_is_rep
     assert_eq!(memory.latest_version("DOC-0").await.unwrap().unwrap().0, 2);
     drop(memory);
 
-    // Put back, the snapshot restores.
+    // A file the snapshot never recorded is not brought in.
     std::fs::write(&data_file, &original).unwrap();
+    let extra = data_file.with_file_name("extra.lance");
+    std::fs::write(&extra, b"not memory").unwrap();
+    let err = snapshot::restore(&data, &snap).unwrap_err().to_string();
+    assert!(err.contains("is not one the snapshot recorded"), "{err}");
+    after_refusal("extra");
+    std::fs::remove_file(&extra).unwrap();
+
+    // Copies left by a restore stopped while staging are removed at the next open.
+    std::fs::write(data.root().join("vigil.db-restoring"), b"half").unwrap();
+    std::fs::create_dir_all(data.root().join("lance.restoring").join("chunks.lance")).unwrap();
+    drop(open(&data).await);
+    assert!(!data.root().join("vigil.db-restoring").exists());
+    assert!(!data.root().join("lance.restoring").exists());
+
+    // Put back, the snapshot restores.
     snapshot::restore(&data, &snap).unwrap();
     let memory = open(&data).await;
     assert_eq!(memory.latest_version("DOC-0").await.unwrap().unwrap().0, 1);
