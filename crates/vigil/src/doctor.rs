@@ -50,7 +50,16 @@ fn check(level: Level, name: &'static str, detail: impl Into<String>) -> Check {
 /// Runs every check; `config` is the result of loading the configuration.
 pub fn run(config_path: Option<&Path>, config: Result<Config>) -> ExitCode {
     let mut checks = Vec::new();
-    let origin = config_path.map_or_else(|| "defaults and config/vigil.toml".into(), show);
+    let origin = config_path.map_or_else(
+        || {
+            if Path::new(crate::config::DEFAULT_CONFIG).is_file() {
+                format!("defaults and {}", crate::config::DEFAULT_CONFIG)
+            } else {
+                format!("defaults; no {} here", crate::config::DEFAULT_CONFIG)
+            }
+        },
+        show,
+    );
     let config = match config {
         Ok(config) => {
             checks.push(check(Level::Ok, "config", format!("parsed ({origin})")));

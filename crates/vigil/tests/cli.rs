@@ -187,6 +187,14 @@ fn doctor_checks_the_listen_address_the_configuration_gives() {
         "{}",
         stdout(&out)
     );
+    // Run where there is no configuration file, it says so.
+    if !std::env::temp_dir().join("config/vigil.toml").exists() {
+        assert!(
+            stdout(&out).contains("parsed (defaults; no config/vigil.toml here)"),
+            "{}",
+            stdout(&out)
+        );
+    }
 }
 
 #[cfg(unix)]
