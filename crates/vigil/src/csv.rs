@@ -104,6 +104,8 @@ fn records(text: &str) -> Result<Vec<(usize, Vec<String>)>> {
                 chars.next();
             }
             (true, '"') => quoted = false,
+            // A line break inside a field is kept as `\n`, whichever the file uses.
+            (true, '\r') if chars.peek() == Some(&'\n') => {}
             (true, c) => field.push(c),
             (false, '"') if field.is_empty() => quoted = true,
             (false, ',') => row.push(std::mem::take(&mut field)),
@@ -181,11 +183,13 @@ mod tests {
             "CSV row 3: expires_on `31/12/2027` is not a date (YYYY-MM-DD)"
         );
         // A rationale over two lines: the bad row after it is named by the line it is on.
-        let text = "id,kind,rationale,scope\n\
-                    d1,policy,\"first line\nsecond line\",pattern\n\
-                    d2,maybe,x,pattern\n";
+        let text = "id,kind,rationale,scope\r\n\
+                    d1,policy,\"first line\r\nsecond line\",pattern\r\n\
+                    d2,maybe,x,pattern\r\n";
         let err = format!("{:#}", decisions(text).unwrap_err());
         assert!(err.starts_with("CSV row 4:"), "{err}");
+        let first = decisions(text.replace("d2,maybe", "d2,policy").as_str()).unwrap();
+        assert_eq!(first[0].rationale, "first line\nsecond line");
         let err = decisions("id,kind,rationale\nd1,policy,x\nd1,policy,y\n").unwrap_err();
         assert_eq!(err.to_string(), "CSV row 3: id `d1` is on row 2 as well");
         let err = decisions("id,kind,rationale,scope\nd1,policy,x,rule_on_component\n");
