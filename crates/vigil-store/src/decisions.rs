@@ -245,6 +245,14 @@ pub fn finding_text(f: &Finding) -> String {
     format!("{} on {}. {}", f.title, f.element_name, evidence.join(" "))
 }
 
+/// A decision as the `decisions` table's `body` column holds it.
+fn stored_body(body: &str) -> Result<Decision> {
+    serde_json::from_str(body).map_err(|e| Error::Invalid {
+        what: "stored decision",
+        reason: e.to_string(),
+    })
+}
+
 /// What [`Memory::add_decisions`] did with the decisions it was given.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DecisionsStored {
@@ -337,11 +345,7 @@ impl Memory {
             for b in lance::select(&tables.decisions, Some(filter), &["body"]).await? {
                 let bodies = lance::strings(&b, "body")?;
                 for i in 0..b.num_rows() {
-                    let d: Decision =
-                        serde_json::from_str(bodies.value(i)).map_err(|e| Error::Invalid {
-                            what: "stored decision",
-                            reason: e.to_string(),
-                        })?;
+                    let d = stored_body(bodies.value(i))?;
                     found.insert(d.id.clone(), d);
                 }
             }
@@ -357,11 +361,7 @@ impl Memory {
         for b in lance::select(&tables.decisions, None, &["id", "body", "vector"]).await? {
             let bodies = lance::strings(&b, "body")?;
             for i in 0..b.num_rows() {
-                let decision =
-                    serde_json::from_str(bodies.value(i)).map_err(|e| Error::Invalid {
-                        what: "stored decision",
-                        reason: e.to_string(),
-                    })?;
+                let decision = stored_body(bodies.value(i))?;
                 out.push(StoredDecision {
                     decision,
                     vector: lance::vector_at(&b, i)?,

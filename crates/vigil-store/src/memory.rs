@@ -950,6 +950,80 @@ impl Memory {
         Ok(true)
     }
 
+    /// The two rankings a hybrid search fuses, of `table`'s rows narrowed by `predicate`: the
+    /// nearest to `vector` (cosine, with their `_distance`) and the best full-text (BM25)
+    /// matches of `text` (none when it has no words or the table no full-text index yet;
+    /// `fts_ready` remembers the index). Each is `limit * 4` deep, at least 20.
+    async fn rankings(
+        &self,
+        table: &lancedb::Table,
+        fts_ready: &AtomicBool,
+        (text, vector): (&str, &[f32]),
+        predicate: Option<String>,
+        columns: &[&str],
+        limit: usize,
+    ) -> Result<(Vec<arrow_array::RecordBatch>, Vec<arrow_array::RecordBatch>)> {
+        if vector.len() != self.dims {
+            return Err(Error::Embedding(format!(
+                "query vector of {} dimensions, expected {}",
+                vector.len(),
+                self.dims
+            )));
+        }
+        let tables = self.tables().await?;
+        let depth = (limit * 4).max(20);
+        let by_vector = async {
+            let mut query = table
+                .query()
+                .nearest_to(vector)?
+                .distance_type(DistanceType::Cosine);
+            if let Some(p) = &predicate {
+                query = query.only_if(p.clone());
+            }
+            let stream = query
+                .select(Select::columns(columns))
+                .limit(depth)
+                .execute()
+                .await?;
+            Ok::<_, Error>(stream.try_collect::<Vec<_>>().await?)
+        };
+        let by_text = async {
+            if fts_terms(text).is_none() || !self.ensure_fts(tables, table, fts_ready).await? {
+                return Ok(Vec::new());
+            }
+            let mut query = table
+                .query()
+                .full_text_search(FullTextSearchQuery::new(text.to_owned()));
+            if let Some(p) = &predicate {
+                query = query.only_if(p.clone());
+            }
+            let stream = query
+                .select(Select::columns(columns))
+                .limit(depth)
+                .execute()
+                .await?;
+            Ok::<_, Error>(stream.try_collect::<Vec<_>>().await?)
+        };
+        futures::try_join!(by_vector, by_text)
+    }
+
+    /// The latest committed version of every artifact, brought up to date with the commits
+    /// recorded since it was last read.
+    async fn committed(&self) -> Result<std::sync::MutexGuard<'_, Committed>> {
+        let committed = Arc::clone(&self.committed);
+        self.ops
+            .call(move |c| {
+                committed
+                    .lock()
+                    .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?
+                    .refresh(c)
+            })
+            .await?;
+        self.committed
+            .lock()
+            .map_err(|_| Error::Task("memory commits poisoned".to_owned()))
+    }
+
     /// Hybrid search over the latest version of each artifact's chunks: the `limit` best by
     /// reciprocal rank fusion of a full-text (BM25) and a vector (cosine) ranking, both
     /// restricted by `filter`.
@@ -960,68 +1034,20 @@ impl Memory {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<ChunkHit>> {
-        if vector.len() != self.dims {
-            return Err(Error::Embedding(format!(
-                "query vector of {} dimensions, expected {}",
-                vector.len(),
-                self.dims
-            )));
-        }
         let tables = self.tables().await?;
-        let depth = (limit * 4).max(20);
-        let predicate = filter.predicate();
         let columns = ["id", "artifact_id", "version", "commit_id", "text"];
-
-        let by_vector = async {
-            let stream = tables
-                .chunks
-                .query()
-                .nearest_to(vector)?
-                .distance_type(DistanceType::Cosine)
-                .only_if(predicate.clone())
-                .select(Select::columns(&columns))
-                .limit(depth)
-                .execute()
-                .await?;
-            let batches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, Error>(batches)
-        };
-        let by_text = async {
-            if fts_terms(text).is_none()
-                || !self
-                    .ensure_fts(tables, &tables.chunks, &self.fts_ready)
-                    .await?
-            {
-                return Ok(Vec::new());
-            }
-            let stream = tables
-                .chunks
-                .query()
-                .full_text_search(FullTextSearchQuery::new(text.to_owned()))
-                .only_if(predicate.clone())
-                .select(Select::columns(&columns))
-                .limit(depth)
-                .execute()
-                .await?;
-            let batches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, Error>(batches)
-        };
-        let (by_vector, by_text) = futures::try_join!(by_vector, by_text)?;
-
-        // Only rows of each artifact's latest committed version count.
-        let committed = Arc::clone(&self.committed);
-        self.ops
-            .call(move |c| {
-                committed
-                    .lock()
-                    .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?
-                    .refresh(c)
-            })
+        let (by_vector, by_text) = self
+            .rankings(
+                &tables.chunks,
+                &self.fts_ready,
+                (text, vector),
+                Some(filter.predicate()),
+                &columns,
+                limit,
+            )
             .await?;
-        let committed = self
-            .committed
-            .lock()
-            .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?;
+        // Only rows of each artifact's latest committed version count.
+        let committed = self.committed().await?;
         let mut found: HashMap<i64, (String, u32, String)> = HashMap::new();
         let mut ranked = |batches: &[arrow_array::RecordBatch], by_meaning: bool| {
             let mut ids = Vec::new();
@@ -1087,74 +1113,20 @@ impl Memory {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<FindingHit>> {
-        if vector.len() != self.dims {
-            return Err(Error::Embedding(format!(
-                "query vector of {} dimensions, expected {}",
-                vector.len(),
-                self.dims
-            )));
-        }
         let tables = self.tables().await?;
-        let depth = (limit * 4).max(20);
         let terms = filter.terms();
-        let predicate = (!terms.is_empty()).then(|| terms.join(" AND "));
         let columns = ["artifact_id", "version", "fingerprint"];
-
-        let by_vector = async {
-            let mut query = tables
-                .findings
-                .query()
-                .nearest_to(vector)?
-                .distance_type(DistanceType::Cosine);
-            if let Some(p) = &predicate {
-                query = query.only_if(p.clone());
-            }
-            let stream = query
-                .select(Select::columns(&columns))
-                .limit(depth)
-                .execute()
-                .await?;
-            let batches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, Error>(batches)
-        };
-        let by_text = async {
-            if fts_terms(text).is_none()
-                || !self
-                    .ensure_fts(tables, &tables.findings, &self.findings_fts_ready)
-                    .await?
-            {
-                return Ok(Vec::new());
-            }
-            let mut query = tables
-                .findings
-                .query()
-                .full_text_search(FullTextSearchQuery::new(text.to_owned()));
-            if let Some(p) = &predicate {
-                query = query.only_if(p.clone());
-            }
-            let stream = query
-                .select(Select::columns(&columns))
-                .limit(depth)
-                .execute()
-                .await?;
-            let batches: Vec<_> = stream.try_collect().await?;
-            Ok::<_, Error>(batches)
-        };
-        let (by_vector, by_text) = futures::try_join!(by_vector, by_text)?;
-
-        let committed = Arc::clone(&self.committed);
-        self.ops
-            .call(move |c| {
-                committed
-                    .lock()
-                    .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?
-                    .refresh(c)
-            })
+        let (by_vector, by_text) = self
+            .rankings(
+                &tables.findings,
+                &self.findings_fts_ready,
+                (text, vector),
+                (!terms.is_empty()).then(|| terms.join(" AND ")),
+                &columns,
+                limit,
+            )
             .await?;
-        let committed = self
-            .committed
-            .lock()
-            .map_err(|_| Error::Task("memory commits poisoned".to_owned()))?;
+        let committed = self.committed().await?;
         // Keys are `artifact id` and `fingerprint` joined by a unit separator.
         let ranked = |batches: &[arrow_array::RecordBatch], by_meaning: bool| {
             let mut keys = Vec::new();

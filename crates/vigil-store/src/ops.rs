@@ -59,14 +59,15 @@ impl OpsStore {
         data_dir.create()?;
         // A restore interrupted after staging its files is finished first; the copies of one
         // stopped while staging are removed when no other process has the stores open.
-        let root = data_dir.root();
-        if root.join(crate::snapshot::RESTORE_MARKER).exists() {
+        let (staged, staged_lance) = crate::snapshot::staged_paths(data_dir);
+        if data_dir
+            .root()
+            .join(crate::snapshot::RESTORE_MARKER)
+            .exists()
+        {
             let _exclusive = data_dir.lock(true)?;
             crate::snapshot::finish_restore(data_dir)?;
-        } else if crate::snapshot::STAGED
-            .iter()
-            .any(|name| root.join(name).exists())
-        {
+        } else if staged.exists() || staged_lance.exists() {
             if let Ok(_exclusive) = data_dir.lock(true) {
                 crate::snapshot::finish_restore(data_dir)?;
             }

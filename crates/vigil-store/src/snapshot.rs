@@ -40,8 +40,13 @@ pub const SNAPSHOT_FILE: &str = "snapshot.json";
 /// Marker of a restore that has staged its files and not yet swapped them all in.
 pub const RESTORE_MARKER: &str = "restore.pending";
 
-/// What a restore stages in the data directory before swapping it in.
-pub(crate) const STAGED: [&str; 2] = ["vigil.db-restoring", "lance.restoring"];
+/// Where a restore stages the database and the memory folder before swapping them in.
+pub(crate) fn staged_paths(data_dir: &DataDir) -> (PathBuf, PathBuf) {
+    (
+        sibling(&data_dir.ops_db(), "restoring"),
+        data_dir.root().join(format!("{LANCE_DIR}.restoring")),
+    )
+}
 
 /// The restore marker's content when the snapshot has memory tables, and when not.
 const WITH_MEMORY: &[u8] = b"restore staged: database and memory\n";
@@ -297,29 +302,30 @@ fn verify(
         if !name.starts_with(prefix) {
             break;
         }
-        match copied.get(name) {
-            None => return Err(damaged(src, name, "is missing")),
-            Some(got) if got.bytes != want.bytes => {
-                return Err(damaged(
-                    src,
-                    name,
-                    &format!(
-                        "is {} bytes, {} when the snapshot was taken",
-                        got.bytes, want.bytes
-                    ),
-                ))
-            }
-            Some(got) if got.sha256 != want.sha256 => {
-                return Err(damaged(
-                    src,
-                    name,
-                    "has changed since the snapshot was taken",
-                ))
-            }
-            Some(_) => {}
+        let got = copied.get(name);
+        present_at_size(src, name, got.map(|g| g.bytes), want)?;
+        if got.is_some_and(|g| g.sha256 != want.sha256) {
+            return Err(damaged(
+                src,
+                name,
+                "has changed since the snapshot was taken",
+            ));
         }
     }
     Ok(())
+}
+
+/// Checks that the snapshot's file `name`, of `bytes` bytes when there, is as recorded.
+fn present_at_size(src: &Path, name: &str, bytes: Option<u64>, want: &FileSum) -> Result<()> {
+    match bytes {
+        None => Err(damaged(src, name, "is missing")),
+        Some(n) if n != want.bytes => Err(damaged(
+            src,
+            name,
+            &format!("is {n} bytes, {} when the snapshot was taken", want.bytes),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 fn damaged(src: &Path, name: &str, what: &str) -> Error {
@@ -405,21 +411,8 @@ pub fn inspect(src: &Path) -> Result<(PathBuf, Option<SnapshotInfo>)> {
         let path = name
             .split('/')
             .fold(src.to_path_buf(), |p, part| p.join(part));
-        match std::fs::metadata(&path) {
-            Err(_) => return Err(damaged(src, name, "is missing")),
-            Ok(m) if m.len() != want.bytes => {
-                return Err(damaged(
-                    src,
-                    name,
-                    &format!(
-                        "is {} bytes, {} when the snapshot was taken",
-                        m.len(),
-                        want.bytes
-                    ),
-                ))
-            }
-            Ok(_) => {}
-        }
+        let bytes = std::fs::metadata(&path).ok().map(|m| m.len());
+        present_at_size(src, name, bytes, want)?;
     }
     let db = src.join(OPS_DB_FILE);
     check(&db)?;
@@ -473,21 +466,12 @@ pub fn restore(data_dir: &DataDir, src: &Path) -> Result<Restored> {
     let (db, info) = inspect(src)?;
     data_dir.create()?;
     let _exclusive = data_dir.lock(true)?;
+    // Also removes what an earlier restore staged and never swapped in.
     finish_restore(data_dir)?;
-    let target = data_dir.ops_db();
-    let staged = sibling(&target, "restoring");
-    let staged_lance = data_dir.root().join(format!("{LANCE_DIR}.restoring"));
-    let unstage = || {
+    let (staged, staged_lance) = staged_paths(data_dir);
+    if let Err(err) = stage(src, &db, info.as_ref(), &staged, &staged_lance) {
         let _ = std::fs::remove_file(&staged);
         let _ = std::fs::remove_dir_all(&staged_lance);
-    };
-    unstage();
-    if staged_lance.exists() {
-        std::fs::remove_dir_all(&staged_lance)
-            .map_err(|e| Error::io("cannot remove", &staged_lance, e))?;
-    }
-    if let Err(err) = stage(src, &db, info.as_ref(), &staged, &staged_lance) {
-        unstage();
         return Err(err);
     }
     let marker = data_dir.root().join(RESTORE_MARKER);
@@ -574,10 +558,9 @@ fn roll_back(table: &Path, version: u64) -> Result<()> {
 pub(crate) fn finish_restore(data_dir: &DataDir) -> Result<Restored> {
     let marker = data_dir.root().join(RESTORE_MARKER);
     let mut restored = Restored::default();
+    let (staged, staged_lance) = staged_paths(data_dir);
     if !marker.exists() {
         // Copies a restore staged before it was stopped, short of its marker: never used.
-        let staged = sibling(&data_dir.ops_db(), "restoring");
-        let staged_lance = data_dir.root().join(format!("{LANCE_DIR}.restoring"));
         if staged.exists() {
             std::fs::remove_file(&staged).map_err(|e| Error::io("cannot remove", &staged, e))?;
         }
@@ -588,9 +571,7 @@ pub(crate) fn finish_restore(data_dir: &DataDir) -> Result<Restored> {
         return Ok(restored);
     }
     let target = data_dir.ops_db();
-    let staged = sibling(&target, "restoring");
     let lance = data_dir.lance_dir();
-    let staged_lance = data_dir.root().join(format!("{LANCE_DIR}.restoring"));
     let plan = std::fs::read(&marker).map_err(|e| Error::io("cannot read", &marker, e))?;
     let keep_lance = |restored: &mut Restored| -> Result<()> {
         let kept = unused(
