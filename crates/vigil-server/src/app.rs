@@ -338,9 +338,18 @@ pub fn review_each(engine: &Engine, artifacts: Vec<Artifact>) -> Vec<(Artifact, 
 /// A review's id: the first 16 hex digits of SHA-256 over the artifact id and content hash, so
 /// the same content analysed twice has the same id.
 pub fn review_id(review: &Review) -> String {
+    short_digest(&[review.artifact.as_bytes(), review.content_hash.as_bytes()])
+}
+
+/// The first 16 hex digits of SHA-256 over `parts`, each after the first preceded by a zero
+/// byte: the form of every derived review id.
+pub(crate) fn short_digest(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
-    h.update(review.artifact.as_bytes());
-    h.update([0]);
-    h.update(review.content_hash.as_bytes());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            h.update([0]);
+        }
+        h.update(part);
+    }
     auth::hex(&h.finalize()[..8])
 }

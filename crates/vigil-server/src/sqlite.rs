@@ -924,12 +924,7 @@ impl SqliteReviews {
 /// The review id of an artifact's version `version` whose content an earlier version had
 /// (reviewed under `first`): derived from both, so a redelivery of the same change finds it.
 fn version_review_id(first: &str, version: u32) -> String {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(first.as_bytes());
-    h.update([0]);
-    h.update(version.to_be_bytes());
-    crate::auth::hex(&h.finalize()[..8])
+    crate::app::short_digest(&[first.as_bytes(), &version.to_be_bytes()])
 }
 
 /// Whether a decision's text shares a word of three letters or more with `text`.

@@ -239,21 +239,15 @@ fn memory(dir: &Path) -> Vec<Check> {
         Err(err) => check(Level::Fail, "memory", crate::said(&err)),
     }];
     if !unreviewed.is_empty() {
-        let shown: Vec<&str> = unreviewed.iter().take(5).map(String::as_str).collect();
         checks.push(check(
             Level::Warn,
             "reviews",
             format!(
                 "{} artifact(s) whose latest version has no review (a submission cut off, or a \
-                 snapshot taken during one): {}{}; submit them again or `vigil ingest` their \
+                 snapshot taken during one): {}; submit them again or `vigil ingest` their \
                  files",
                 unreviewed.len(),
-                shown.join(", "),
-                if unreviewed.len() > shown.len() {
-                    ", ..."
-                } else {
-                    ""
-                }
+                crate::first_few(&unreviewed)
             ),
         ));
     }

@@ -155,6 +155,15 @@ pub(crate) fn said(err: &anyhow::Error) -> String {
     line
 }
 
+/// The first five of `items`, comma separated, and how many more there are.
+pub(crate) fn first_few(items: &[String]) -> String {
+    let shown: Vec<&str> = items.iter().take(5).map(String::as_str).collect();
+    match items.len() - shown.len() {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
 /// `println!` panics when standard output is a pipe whose reader has gone (`vigil doctor |
 /// head -1`). That panic ends the process quietly instead, with the status a shell reports for
 /// a process stopped by SIGPIPE (141; 0 where there is no SIGPIPE). Another failure to write

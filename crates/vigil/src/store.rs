@@ -185,18 +185,11 @@ async fn ingest_file(
     if let Some(decisions) = decision_export(file, &bytes)? {
         let stored = reviews.memory().add_decisions(&decisions, embedder).await?;
         if !stored.replaced.is_empty() {
-            let shown: Vec<&str> = stored.replaced.iter().take(5).map(String::as_str).collect();
-            let more = stored.replaced.len() - shown.len();
             tally.warnings.push(format!(
-                "{}: {} decision(s) replaced the stored ones with the same id: {}{}",
+                "{}: {} decision(s) replaced the stored ones with the same id: {}",
                 file.display(),
                 stored.replaced.len(),
-                shown.join(", "),
-                if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                }
+                crate::first_few(&stored.replaced)
             ));
         }
         tally.decisions += stored.added;
